@@ -1,0 +1,87 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rome.Model.Modeling;
+
+/// <summary>A loaded GPT-2 with its tokenizer: what every service (tracing, editing, evaluation) runs on.</summary>
+public sealed class LanguageModel : IDisposable
+{
+    public Gpt2Model Model { get; }
+    public TextTokenizer Tokenizer { get; }
+    public Device Device { get; }
+    /// <summary>Folder name, e.g. <c>rome-tiny</c>.</summary>
+    public string Name { get; }
+    public string Folder { get; }
+    /// <summary>Content hash of the weights file: edits exported from one model only import onto the same one.</summary>
+    public string Fingerprint { get; }
+
+    public Gpt2Config Config => Model.Config;
+    public int Layers => Config.Layers;
+
+    public LanguageModel(Gpt2Model model, TextTokenizer tokenizer, string folder, string fingerprint, Device? device = null)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        Folder = folder;
+        Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
+        Fingerprint = fingerprint;
+        Device = device ?? CPU;
+    }
+
+    /// <summary>Loads a Hugging Face GPT-2 folder. <paramref name="device"/> is "cpu" or "cuda" (where the CUDA build is installed).</summary>
+    public static LanguageModel Load(string folder, string device = "cpu")
+    {
+        Device dev;
+        try { dev = torch.device(device); }
+        catch (Exception e) { throw new RomeException($"Unknown device '{device}': {e.Message}"); }
+        if (dev.type == DeviceType.CUDA && !cuda.is_available())
+            throw new RomeException("Device 'cuda' was asked for, but CUDA is not available (the CPU build of TorchSharp is installed).");
+        var model = Checkpoint.Load(folder, dev);
+        return new LanguageModel(model, TextTokenizer.ForModel(folder), folder, Checkpoint.Fingerprint(folder), dev);
+    }
+
+    public long ParameterCount => Model.parameters().Sum(p => p.numel());
+
+    public int[] Encode(string text)
+    {
+        var ids = Tokenizer.Encode(text);
+        if (ids.Length == 0) throw new RomeException("The prompt is empty.");
+        return ids;
+    }
+
+    /// <summary>[1, tokens] int64 on the model's device.</summary>
+    public Tensor Ids(IReadOnlyList<int> ids) => tensor(ids.Select(i => (long)i).ToArray(), dtype: int64, device: Device).unsqueeze(0);
+
+    /// <summary>Log-probabilities of the next token after <paramref name="ids"/> ([vocab]).</summary>
+    public Tensor NextTokenLogProbs(IReadOnlyList<int> ids, Interventions? iv = null)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var logits = Model.Forward(Ids(ids), iv, lastOnly: true);
+        return logits[0, -1].log_softmax(-1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The top-<paramref name="top"/> next tokens, plus per-position argmax and log-sum-exp of the logits.</summary>
+    public Prediction Predict(IReadOnlyList<int> ids, int top = 5, Interventions? iv = null)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var logits = Model.Forward(Ids(ids), iv)[0].to(float32);
+        var probs = logits[-1].softmax(-1);
+        var (values, indices) = probs.topk(Math.Min(top, Config.VocabSize));
+        var tops = values.data<float>().ToArray().Zip(indices.data<long>().ToArray(),
+            (p, i) => new TokenProbability((int)i, Tokenizer.TokenText((int)i), p)).ToArray();
+        return new Prediction(
+            ids.ToArray(),
+            tops,
+            logits.argmax(-1).data<long>().Select(i => (int)i).ToArray(),
+            logits.logsumexp(-1).data<float>().ToArray());
+    }
+
+    public void Dispose() => Model.Dispose();
+}
+
+public sealed record TokenProbability(int Id, string Text, double Probability);
+
+/// <summary>What <c>rome predict</c> reports.</summary>
+public sealed record Prediction(int[] InputIds, TokenProbability[] Top, int[] ArgmaxPerPosition, float[] LogSumExpPerPosition);

@@ -1,0 +1,57 @@
+using System.Text.Json;
+
+namespace Rome.Model;
+
+/// <summary>
+/// The project's configuration (section "Rome" of <c>appsettings.json</c> at the repository root), shared by
+/// the web app and the CLI. Relative paths are relative to the folder holding <c>appsettings.json</c>.
+/// </summary>
+public sealed class RomeSettings
+{
+    /// <summary>The model folder (Hugging Face GPT-2 layout). Default: the bundled model.</summary>
+    public string ModelPath { get; set; } = "models/rome-tiny";
+    public string Device { get; set; } = "cpu";
+    /// <summary>Folder holding <c>pararel/</c> and <c>rome/known_1000.json</c>.</summary>
+    public string DataPath { get; set; } = "../shared/data";
+    /// <summary>Where caches (noise level, covariance statistics, context templates) are written.</summary>
+    public string CachePath { get; set; } = ".cache";
+    public int MaxPromptTokens { get; set; } = 64;
+    public int MaxTraceSamples { get; set; } = 50;
+    public int MaxEvalCases { get; set; } = 200;
+
+    /// <summary>The folder the relative paths are resolved against.</summary>
+    public string BaseDirectory { get; set; } = Directory.GetCurrentDirectory();
+
+    public string Resolve(string path) => Path.GetFullPath(Path.Combine(BaseDirectory, path));
+    public string ModelFolder => Resolve(ModelPath);
+    public string DataFolder => Resolve(DataPath);
+    public string CacheFolder => Resolve(CachePath);
+
+    /// <summary>Finds <c>appsettings.json</c> from the current folder upwards (then beside the program) and reads it.</summary>
+    public static RomeSettings Load()
+    {
+        var file = FindUpwards(Directory.GetCurrentDirectory()) ?? FindUpwards(AppContext.BaseDirectory);
+        if (file is null) return new RomeSettings();
+        return FromFile(file);
+    }
+
+    public static RomeSettings FromFile(string file)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(file), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        var settings = doc.RootElement.TryGetProperty("Rome", out var section)
+            ? section.Deserialize<RomeSettings>() ?? new RomeSettings()
+            : new RomeSettings();
+        settings.BaseDirectory = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        return settings;
+    }
+
+    public static string? FindUpwards(string start)
+    {
+        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "appsettings.json");
+            if (File.Exists(candidate) && File.Exists(Path.Combine(dir.FullName, "Rome.sln"))) return candidate;
+        }
+        return null;
+    }
+}
