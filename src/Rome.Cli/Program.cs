@@ -1,2 +1,50 @@
-foreach (var m in typeof(Microsoft.ML.Tokenizers.CodeGenTokenizer).GetMethods().Where(m => m.Name == "Create"))
-  Console.WriteLine(string.Join(", ", m.GetParameters().Select(p => p.ParameterType.Name + " " + p.Name)));
+using Rome.Cli;
+using Rome.Cli.Commands;
+using Rome.Model;
+
+// rome: the command-line front end. Each command is a thin shell over a Rome.Model service.
+var commands = new Dictionary<string, (string Help, Func<CliArgs, CancellationToken, int> Run, string[] Flags)>
+{
+    ["info"] = ("info [--model DIR] [--json]: architecture, parameters, layers, vocabulary", ModelCommands.Info, ["json"]),
+    ["predict"] = ("predict [--model DIR] (--prompt TEXT | --ids 1,2,3) [--top K] [--json]: next-token distribution", ModelCommands.Predict, ["json"]),
+    ["generate"] = ("generate [--model DIR] --prompt TEXT [--max-tokens N] [--top-k K] [--seed S] [--json]", ModelCommands.Generate, ["json"]),
+    ["bench"] = ("bench forward|trace|edit [--model DIR] [--json]: speed figures", BenchCommands.Run, ["json"]),
+    ["train"] = ("train [--out DIR] [--data DIR] [--steps N] [--layers L] [--width W] [--seed S] [--facts-per-relation N]: train the bundled model (resumes)", TrainCommands.Train, []),
+    ["knows"] = ("knows [--model DIR] [--data DIR] [--unseen N] [--json]: fact recall of a model with a facts.json manifest", TrainCommands.Knows, ["json"]),
+};
+
+if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+{
+    Console.WriteLine("rome: locate and edit factual associations in GPT (ROME, Meng et al. 2022)\n\nCommands:");
+    foreach (var (name, c) in commands) Console.WriteLine($"  rome {c.Help}");
+    Console.WriteLine("\n--model defaults to Rome:ModelPath in appsettings.json (the bundled models/rome-tiny).");
+    return args.Length == 0 ? 1 : 0;
+}
+if (!commands.TryGetValue(args[0], out var command))
+{
+    Console.Error.WriteLine($"rome: unknown command '{args[0]}'. Run 'rome help'.");
+    return 2;
+}
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    if (cancel.IsCancellationRequested) return; // a second Ctrl-C ends the process at once
+    e.Cancel = true;
+    Console.Error.WriteLine("\nStopping (Ctrl-C again to force)...");
+    cancel.Cancel();
+};
+try
+{
+    return command.Run(new CliArgs(args.Skip(1), command.Flags), cancel.Token);
+}
+catch (RomeException e)
+{
+    Console.Error.WriteLine($"rome {args[0]}: {e.Message}");
+    return 2;
+}
+catch (OperationCanceledException)
+{
+    Console.Error.WriteLine($"rome {args[0]}: cancelled.");
+    return 130;
+}

@@ -1,27 +1,37 @@
+using MudBlazor.Services;
+using Rome.Model;
 using Rome.Web.Components;
+using Rome.Web.Services;
 
 var builder = WebApplication.CreateBuilder(args);
 
-// Add services to the container.
-builder.Services.AddRazorComponents()
-    .AddInteractiveServerComponents();
+// One appsettings.json at the repository root configures the web app and the CLI alike.
+var rootSettings = RomeSettings.FindUpwards(builder.Environment.ContentRootPath) ?? RomeSettings.FindUpwards(AppContext.BaseDirectory);
+if (rootSettings is not null) builder.Configuration.AddJsonFile(rootSettings, optional: false, reloadOnChange: false);
+builder.Configuration.AddEnvironmentVariables().AddCommandLine(args);
+
+var settings = new RomeSettings { BaseDirectory = rootSettings is null ? builder.Environment.ContentRootPath : Path.GetDirectoryName(rootSettings)! };
+builder.Configuration.GetSection("Rome").Bind(settings);
+builder.Services.AddSingleton(settings);
+builder.Services.AddSingleton<ModelHost>();
+
+builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+builder.Services.AddMudServices();
 
 var app = builder.Build();
 
-// Configure the HTTP request pipeline.
 if (!app.Environment.IsDevelopment())
-{
     app.UseExceptionHandler("/Error", createScopeForErrors: true);
-    // The default HSTS value is 30 days. You may want to change this for production scenarios, see https://aka.ms/aspnetcore-hsts.
-    app.UseHsts();
-}
 app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
-app.UseHttpsRedirection();
-
 app.UseAntiforgery();
 
 app.MapStaticAssets();
-app.MapRazorComponents<App>()
-    .AddInteractiveServerRenderMode();
+app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+
+// Load the model before the first request, so the first visitor does not wait for it.
+_ = app.Services.GetRequiredService<ModelHost>().Model;
 
 app.Run();
+
+/// <summary>Entry point, visible to the in-process test host.</summary>
+public partial class Program;

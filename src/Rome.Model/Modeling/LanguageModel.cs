@@ -61,6 +61,31 @@ public sealed class LanguageModel : IDisposable
         return logits[0, -1].log_softmax(-1).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Log-probabilities of the next token after each prompt ([prompts, vocab]), in batches. Prompts are
+    /// right-padded: under causal attention padding after a prompt cannot change its last position.
+    /// </summary>
+    public Tensor NextTokenLogProbs(IReadOnlyList<int[]> prompts, Interventions? iv = null, int batchSize = 64)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var parts = new List<Tensor>();
+        for (int start = 0; start < prompts.Count; start += batchSize)
+        {
+            var batch = prompts.Skip(start).Take(batchSize).ToList();
+            var width = batch.Max(p => p.Length);
+            var ids = new long[batch.Count, width];
+            for (int b = 0; b < batch.Count; b++)
+                for (int t = 0; t < width; t++)
+                    ids[b, t] = t < batch[b].Length ? batch[b][t] : TextTokenizer.EndOfText;
+            var logits = Model.Forward(tensor(ids, device: Device), iv);
+            var last = tensor(batch.Select(p => (long)p.Length - 1).ToArray(), device: Device);
+            var rows = arange(batch.Count, device: Device);
+            parts.Add(logits[rows, last].to(float32).log_softmax(-1));
+        }
+        return cat(parts, 0).MoveToOuterDisposeScope();
+    }
+
     /// <summary>The top-<paramref name="top"/> next tokens, plus per-position argmax and log-sum-exp of the logits.</summary>
     public Prediction Predict(IReadOnlyList<int> ids, int top = 5, Interventions? iv = null)
     {

@@ -16,7 +16,7 @@ public sealed record Generation(string Prompt, string Continuation, int[] Tokens
 }
 
 /// <summary>Greedy or top-k sampled continuation with a KV cache, stopping at max tokens or end-of-text.</summary>
-public static class Generator
+public static class TextGenerator
 {
     public static Generation Generate(LanguageModel lm, string prompt, GenerationOptions? options = null,
                                       Interventions? iv = null, CancellationToken cancel = default)

@@ -1,0 +1,73 @@
+using System.Globalization;
+using Rome.Model;
+using Rome.Model.Modeling;
+
+namespace Rome.Cli.Commands;
+
+internal static class ModelCommands
+{
+    public static int Info(CliArgs a, CancellationToken _)
+    {
+        var json = a.Flag("json");
+        using var lm = Common.LoadModel(a);
+        a.EnsureAllUsed();
+        var c = lm.Config;
+        var facts = Rome.Model.Training.FactCorpus.ForModel(lm.Folder);
+        var info = new
+        {
+            name = lm.Name, folder = lm.Folder, architecture = "GPT-2", parameters = lm.ParameterCount,
+            layers = c.Layers, width = c.Embd, heads = c.Heads, mlpWidth = c.Inner, context = c.Positions,
+            vocabulary = c.VocabSize, fingerprint = lm.Fingerprint, device = lm.Device.ToString(),
+            trainedFacts = facts?.Facts.Count,
+        };
+        if (json) Out.WriteJson(info);
+        else
+        {
+            Console.WriteLine($"{info.name} ({info.folder})");
+            Console.WriteLine($"  GPT-2, {info.parameters:N0} parameters: {c.Layers} layers, width {c.Embd}, {c.Heads} heads, MLP {c.Inner}, context {c.Positions}, vocabulary {c.VocabSize}");
+            Console.WriteLine($"  weights fingerprint {info.fingerprint}, device {info.device}" + (facts is null ? "" : $", trained on {facts.Facts.Count} facts"));
+        }
+        return 0;
+    }
+
+    public static int Predict(CliArgs a, CancellationToken _)
+    {
+        var json = a.Flag("json");
+        var top = a.Int("top", 10);
+        var prompt = a.Get("prompt");
+        var idsText = a.Get("ids");
+        using var lm = Common.LoadModel(a);
+        a.EnsureAllUsed();
+        if ((prompt is null) == (idsText is null)) throw new RomeException("Give exactly one of --prompt TEXT or --ids 1,2,3.");
+        int[] ids = prompt is not null ? lm.Encode(prompt) : ParseIds(idsText!, lm.Config.VocabSize);
+        var p = lm.Predict(ids, top);
+        if (json) { Out.WriteJson(p); return 0; }
+        Console.WriteLine($"{ids.Length} tokens: {string.Join(" ", ids.Select(i => Out.Show(lm.Tokenizer.TokenText(i))))}");
+        Console.WriteLine("Next token:");
+        foreach (var t in p.Top) Console.WriteLine($"  {t.Probability,8:P2}  {Out.Show(t.Text),-20} (id {t.Id})");
+        Console.WriteLine("Per position: argmax / log-sum-exp of the logits");
+        for (int i = 0; i < ids.Length; i++)
+            Console.WriteLine($"  {i,3} {Out.Show(lm.Tokenizer.TokenText(ids[i])),-18} -> {Out.Show(lm.Tokenizer.TokenText(p.ArgmaxPerPosition[i])),-18} {p.LogSumExpPerPosition[i]:F4}");
+        return 0;
+    }
+
+    public static int Generate(CliArgs a, CancellationToken cancel)
+    {
+        var json = a.Flag("json");
+        var prompt = a.Require("prompt");
+        var options = new GenerationOptions { MaxTokens = a.Int("max-tokens", 30), TopK = a.Int("top-k", 0), Seed = a.Int("seed", 0) };
+        using var lm = Common.LoadModel(a);
+        a.EnsureAllUsed();
+        var g = TextGenerator.Generate(lm, prompt, options, cancel: cancel);
+        if (json) Out.WriteJson(g); else Console.WriteLine(g.Text);
+        return 0;
+    }
+
+    private static int[] ParseIds(string text, int vocab)
+    {
+        var ids = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s =>
+            int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var id) && id >= 0 && id < vocab
+                ? id : throw new RomeException($"--ids: '{s}' is not a token id between 0 and {vocab - 1}.")).ToArray();
+        return ids.Length > 0 ? ids : throw new RomeException("--ids is empty.");
+    }
+}

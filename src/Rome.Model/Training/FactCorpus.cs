@@ -1,0 +1,140 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Rome.Model.Training;
+
+/// <summary>One (subject, relation, object) triple, e.g. (France, P36, Paris).</summary>
+public sealed record Fact(string Subject, string Relation, string Object);
+
+/// <summary>A relation's paraphrase templates, with [X] for the subject and [Y] for the object.</summary>
+public sealed record RelationTemplates(string Relation, string[] Trained, string[] HeldOut)
+{
+    /// <summary>Templates that end in [Y]: they turn into next-token prompts ("The capital of France is").</summary>
+    public static bool EndsWithObject(string template) => template.TrimEnd(' ', '.').EndsWith("[Y]");
+
+    public static string Render(string template, string subject, string obj) =>
+        Tidy(template.Replace("[X]", subject).Replace("[Y]", obj));
+
+    /// <summary>The prompt part of an [Y]-final template: everything before [Y], e.g. "The capital of [X] is".</summary>
+    public static string Prompt(string template) => Tidy(template[..template.IndexOf("[Y]")]).TrimEnd();
+
+    private static string Tidy(string text) => text.Replace(" .", ".").Replace(" ,", ",").Trim();
+}
+
+/// <summary>
+/// The facts the bundled model is trained on: a manifest of ParaRel (Elazar et al., 2021) facts from T-REx /
+/// Wikidata, with per-relation templates split into trained and held-out sets. Built from the raw data folder
+/// by <see cref="Build"/>, saved as <c>facts.json</c> beside the model.
+/// </summary>
+public sealed class FactCorpus
+{
+    public const string ManifestFile = "facts.json";
+
+    public int Seed { get; init; }
+    public List<RelationTemplates> Relations { get; init; } = [];
+    public List<Fact> Facts { get; init; } = [];
+
+    [JsonIgnore]
+    public IReadOnlyDictionary<string, RelationTemplates> ByRelation => _byRelation ??= Relations.ToDictionary(r => r.Relation);
+    private Dictionary<string, RelationTemplates>? _byRelation;
+
+    /// <summary>Relations whose facts are many-valued or symmetric between countries, which make poor recall tests.</summary>
+    private static readonly HashSet<string> Excluded = ["P530", "P47", "P264", "P31", "P527"];
+
+    /// <summary>
+    /// Chooses about <paramref name="perRelation"/> facts for each relation that has at least two templates
+    /// ending in [Y]. Subjects GPT-2 XL knows (known_1000.json, when present) and subjects with facts in several
+    /// relations come first, so a class recognises them and generation can chain facts. Subjects with two
+    /// objects for one relation are skipped. A third of each relation's [Y]-final templates is held out.
+    /// </summary>
+    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234)
+    {
+        var pararel = Path.Combine(dataFolder, "pararel");
+        var factsDir = Path.Combine(pararel, "facts");
+        if (!Directory.Exists(factsDir))
+            throw new RomeException($"ParaRel facts not found at {factsDir}. Set Rome:DataPath (or --data) to the folder holding pararel/.");
+
+        var famous = new HashSet<string>();
+        var known = Path.Combine(dataFolder, "rome", "known_1000.json");
+        if (File.Exists(known))
+            foreach (var e in JsonDocument.Parse(File.ReadAllText(known)).RootElement.EnumerateArray())
+                famous.Add(e.GetProperty("subject").GetString()!);
+
+        var random = new Random(seed);
+        var all = new Dictionary<string, List<Fact>>();
+        var templates = new Dictionary<string, string[]>();
+        foreach (var file in Directory.GetFiles(factsDir, "P*.jsonl").Order(StringComparer.Ordinal))
+        {
+            var relation = Path.GetFileNameWithoutExtension(file);
+            var patternFile = Path.Combine(pararel, "patterns", relation + ".jsonl");
+            if (Excluded.Contains(relation) || !File.Exists(patternFile)) continue;
+            var patterns = ReadJsonLines(patternFile).Select(e => e.GetProperty("pattern").GetString()!)
+                .Where(p => p.Contains("[X]") && p.Contains("[Y]")).Distinct().ToArray();
+            if (patterns.Count(RelationTemplates.EndsWithObject) < 2) continue;
+            var facts = ReadJsonLines(file)
+                .Select(e => new Fact(e.GetProperty("sub_label").GetString()!, relation, e.GetProperty("obj_label").GetString()!))
+                .ToList();
+            var ambiguous = facts.GroupBy(f => f.Subject).Where(g => g.Select(f => f.Object).Distinct().Count() > 1).Select(g => g.Key).ToHashSet();
+            all[relation] = facts.Where(f => !ambiguous.Contains(f.Subject) && Usable(f)).DistinctBy(f => f.Subject).ToList();
+            templates[relation] = patterns;
+        }
+
+        var relationsPerSubject = all.Values.SelectMany(f => f).GroupBy(f => f.Subject).ToDictionary(g => g.Key, g => g.Count());
+        var chosen = new List<Fact>();
+        var relations = new List<RelationTemplates>();
+        foreach (var (relation, facts) in all)
+        {
+            var ranked = facts
+                .Select(f => (Fact: f, Key: (famous.Contains(f.Subject) ? 2 : 0) + (relationsPerSubject[f.Subject] > 1 ? 1 : 0), Tie: random.Next()))
+                .OrderByDescending(x => x.Key).ThenBy(x => x.Tie)
+                .Select(x => x.Fact).Take(perRelation).ToList();
+            chosen.AddRange(ranked);
+
+            var final = templates[relation].Where(RelationTemplates.EndsWithObject).OrderBy(_ => random.Next()).ToList();
+            var heldOut = final.Take(Math.Max(1, final.Count / 3)).ToArray();
+            relations.Add(new RelationTemplates(relation, templates[relation].Except(heldOut).ToArray(), heldOut));
+        }
+        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen };
+    }
+
+    /// <summary>Short, plain names: the subject and object must be easy to type and few tokens long.</summary>
+    private static bool Usable(Fact f) =>
+        f.Subject.Length is > 1 and <= 40 && f.Object.Length is > 1 and <= 30 &&
+        !f.Subject.Contains('[') && !f.Object.Contains('[');
+
+    private static IEnumerable<JsonElement> ReadJsonLines(string path) =>
+        File.ReadLines(path).Where(l => l.Trim().Length > 0).Select(l => JsonDocument.Parse(l).RootElement.Clone());
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    public void Save(string path) =>
+        Modeling.Checkpoint.WriteAtomically(path, temp => File.WriteAllText(temp, JsonSerializer.Serialize(this, JsonOptions)));
+
+    public static FactCorpus Load(string path)
+    {
+        if (!File.Exists(path)) throw new RomeException($"Fact manifest {path} not found.");
+        return JsonSerializer.Deserialize<FactCorpus>(File.ReadAllText(path), JsonOptions)
+               ?? throw new RomeException($"Fact manifest {path} is empty.");
+    }
+
+    /// <summary>The manifest beside a model, or null when the model has none (e.g. a real GPT-2).</summary>
+    public static FactCorpus? ForModel(string modelFolder)
+    {
+        var path = Path.Combine(modelFolder, ManifestFile);
+        return File.Exists(path) ? Load(path) : null;
+    }
+
+    /// <summary>Next-token prompts for a fact: (prompt, trained?) for every [Y]-final template.</summary>
+    public IEnumerable<(string Prompt, bool Trained)> Prompts(Fact fact)
+    {
+        var r = ByRelation[fact.Relation];
+        foreach (var t in r.Trained.Where(RelationTemplates.EndsWithObject))
+            yield return (RelationTemplates.Prompt(t).Replace("[X]", fact.Subject), true);
+        foreach (var t in r.HeldOut)
+            yield return (RelationTemplates.Prompt(t).Replace("[X]", fact.Subject), false);
+    }
+
+    /// <summary>All sentences stating facts with trained templates: the text C is estimated on.</summary>
+    public IEnumerable<string> TrainingSentences() =>
+        Facts.SelectMany(f => ByRelation[f.Relation].Trained.Select(t => RelationTemplates.Render(t, f.Subject, f.Object)));
+}

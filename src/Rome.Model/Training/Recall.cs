@@ -1,0 +1,71 @@
+using Rome.Model.Modeling;
+using static TorchSharp.torch;
+
+namespace Rome.Model.Training;
+
+public sealed record RecallScore(string Name, int Correct, int Total)
+{
+    public double Rate => Total == 0 ? 0 : (double)Correct / Total;
+    public override string ToString() => $"{Name}: {Correct}/{Total} = {100 * Rate:F1}%";
+}
+
+public sealed record RecallReport(RecallScore TrainedTemplates, RecallScore HeldOutTemplates, RecallScore UnseenFacts, RecallScore ChanceBaseline);
+
+/// <summary>
+/// What the model "knows": top-1 accuracy of the first token of the object after a fact's prompt.
+/// Trained facts with trained templates (memorised), with held-out templates (paraphrase generalisation),
+/// and ParaRel facts of the same relations the model never saw (near chance: knowing is memory, not reasoning).
+/// </summary>
+public static class Recall
+{
+    /// <summary>The first token of the object as the model would continue a prompt with it (" Paris").</summary>
+    public static int FirstObjectToken(TextTokenizer tokenizer, string obj) => tokenizer.Encode(" " + obj)[0];
+
+    public static RecallScore Score(LanguageModel lm, string name, IReadOnlyList<(string Prompt, string Object)> items, CancellationToken cancel = default)
+    {
+        int correct = 0;
+        foreach (var chunk in items.Chunk(256))
+        {
+            cancel.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            var logProbs = lm.NextTokenLogProbs(chunk.Select(i => lm.Encode(i.Prompt)).ToList());
+            var argmax = logProbs.argmax(-1).data<long>().ToArray();
+            correct += chunk.Where((item, k) => argmax[k] == FirstObjectToken(lm.Tokenizer, item.Object)).Count();
+        }
+        return new RecallScore(name, correct, items.Count);
+    }
+
+    public static RecallReport Measure(LanguageModel lm, FactCorpus corpus, string? dataFolder, int unseenSample = 500, int seed = 0, CancellationToken cancel = default)
+    {
+        var trained = new List<(string, string)>();
+        var heldOut = new List<(string, string)>();
+        foreach (var fact in corpus.Facts)
+            foreach (var (prompt, isTrained) in corpus.Prompts(fact))
+                (isTrained ? trained : heldOut).Add((prompt, fact.Object));
+
+        var unseen = new List<(string, string)>();
+        var factsDir = dataFolder is null ? null : Path.Combine(dataFolder, "pararel", "facts");
+        if (factsDir is not null && Directory.Exists(factsDir))
+        {
+            var known = corpus.Facts.Select(f => f.Subject).ToHashSet();
+            var random = new Random(seed);
+            var candidates = corpus.Relations.SelectMany(r =>
+                File.ReadLines(Path.Combine(factsDir, r.Relation + ".jsonl"))
+                    .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+                    .Select(e => new Fact(e.GetProperty("sub_label").GetString()!, r.Relation, e.GetProperty("obj_label").GetString()!))
+                    .Where(f => !known.Contains(f.Subject))).OrderBy(_ => random.Next()).Take(unseenSample);
+            foreach (var f in candidates)
+                unseen.Add((corpus.Prompts(f).First(p => p.Trained).Prompt, f.Object));
+        }
+
+        // Chance: always answering the relation's most common object in the corpus.
+        var majority = corpus.Facts.GroupBy(f => f.Relation).ToDictionary(g => g.Key, g => g.GroupBy(f => f.Object).MaxBy(o => o.Count())!.Count() / (double)g.Count());
+        var chance = (int)Math.Round(corpus.Facts.Sum(f => majority[f.Relation]));
+
+        return new RecallReport(
+            Score(lm, "trained facts, trained templates", trained, cancel),
+            Score(lm, "trained facts, held-out templates", heldOut, cancel),
+            Score(lm, "unseen ParaRel facts, trained templates", unseen, cancel),
+            new RecallScore("majority-object baseline", chance, corpus.Facts.Count));
+    }
+}

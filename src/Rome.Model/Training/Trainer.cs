@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Rome.Model.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rome.Model.Training;
+
+public sealed record TrainingOptions
+{
+    public int Layers { get; init; } = 6;
+    public int Width { get; init; } = 128;
+    public int Heads { get; init; } = 4;
+    public int Positions { get; init; } = 64;
+    public int Steps { get; init; } = 6000;
+    public int BatchSize { get; init; } = 32;
+    public double LearningRate { get; init; } = 2e-3;
+    public int WarmupSteps { get; init; } = 200;
+    public double WeightDecay { get; init; } = 0.0;
+    public int Seed { get; init; } = 1234;
+    public int CheckpointEvery { get; init; } = 500;
+    /// <summary>
+    /// "corpus": the softmax runs over the tokens the corpus uses plus <see cref="SampledNegatives"/> random
+    /// other tokens per step (the 50,257-row output layer dominates the cost at this width); the last
+    /// <see cref="FullSoftmaxFraction"/> of the steps use the full vocabulary to calibrate. "full": always full.
+    /// </summary>
+    public string Softmax { get; init; } = "corpus";
+    public int SampledNegatives { get; init; } = 1024;
+    public double FullSoftmaxFraction { get; init; } = 0.1;
+}
+
+public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, TimeSpan Elapsed);
+
+/// <summary>
+/// Trains a GPT-2-architecture model from scratch on sentences stating the corpus's facts with its trained
+/// templates. Each sequence packs paragraphs (all facts of one subject, in random order, each with a random
+/// trained template), so facts are seen at many offsets and generation from a subject continues with its facts.
+/// Seeded and resumable: the data of step s depends only on (seed, s), and checkpoints hold weights,
+/// optimiser state and the step.
+/// </summary>
+public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
+{
+    public const string StateFile = "training-state.json";
+    public const string OptimizerFile = "optimizer.bin";
+    public const string LossLog = "loss.csv";
+
+    private readonly TextTokenizer _tokenizer = TextTokenizer.Gpt2();
+    private readonly Dictionary<string, List<Fact>> _bySubject = corpus.Facts.GroupBy(f => f.Subject).ToDictionary(g => g.Key, g => g.ToList());
+
+    /// <summary>Trains into <paramref name="folder"/>, resuming from the checkpoint there if any. Returns the model.</summary>
+    public Gpt2Model Train(string folder, IProgress<TrainingProgress>? progress = null, CancellationToken cancel = default)
+    {
+        Directory.CreateDirectory(folder);
+        manual_seed(options.Seed);
+        var config = new Gpt2Config { Layers = options.Layers, Embd = options.Width, Heads = options.Heads, Inner = 4 * options.Width, Positions = options.Positions };
+        Gpt2Model model;
+        int start = 0;
+        var elapsed = TimeSpan.Zero;
+        var statePath = Path.Combine(folder, StateFile);
+        if (File.Exists(statePath) && File.Exists(Path.Combine(folder, Checkpoint.WeightsFile)))
+        {
+            model = Checkpoint.Load(folder);
+            using var doc = JsonDocument.Parse(File.ReadAllText(statePath));
+            start = doc.RootElement.GetProperty("step").GetInt32();
+            elapsed = TimeSpan.FromSeconds(doc.RootElement.GetProperty("seconds").GetDouble());
+            if (model.Config.Embd != config.Embd || model.Config.Layers != config.Layers)
+                throw new RomeException($"{folder} holds a checkpoint of another shape; remove it or train elsewhere.");
+        }
+        else
+        {
+            model = new Gpt2Model(config);
+            model.InitializeWeights(options.Seed);
+            File.WriteAllText(Path.Combine(folder, LossLog), "step,loss,lr,seconds\n");
+        }
+        model.train();
+        foreach (var p in model.parameters()) p.requires_grad = true;
+
+        var optimizer = optim.AdamW(model.parameters(), lr: options.LearningRate, beta1: 0.9, beta2: 0.98, weight_decay: options.WeightDecay);
+        var optimizerPath = Path.Combine(folder, OptimizerFile);
+        if (start > 0 && File.Exists(optimizerPath)) optimizer.load_state_dict(optimizerPath);
+
+        var corpusTokens = corpus.Facts.SelectMany(f => _bySubject[f.Subject])
+            .SelectMany(f => corpus.ByRelation[f.Relation].Trained.Select(t => RelationTemplates.Render(t, f.Subject, f.Object)))
+            .SelectMany(s => _tokenizer.Encode(" " + s).Concat(_tokenizer.Encode(s)))
+            .Append(TextTokenizer.EndOfText).Distinct().Order().ToArray();
+        var fullFrom = options.Softmax == "full" ? 0 : (int)(options.Steps * (1 - options.FullSoftmaxFraction));
+
+        var clock = Stopwatch.StartNew();
+        for (int step = start; step < options.Steps; step++)
+        {
+            if (cancel.IsCancellationRequested) break;
+            using var scope = NewDisposeScope();
+            var lr = LearningRate(step);
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+
+            var (inputs, targets) = Batch(step);
+            var hidden = model.FinalHidden(inputs);
+            Tensor loss;
+            if (step >= fullFrom)
+                loss = nn.functional.cross_entropy(hidden.matmul(model.TokenEmbedding.t()).flatten(0, 1), targets.flatten(), ignore_index: -1);
+            else
+                loss = RestrictedLoss(model, hidden, targets, corpusTokens, step);
+            optimizer.zero_grad();
+            loss.backward();
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0);
+            optimizer.step();
+
+            var now = elapsed + clock.Elapsed;
+            if (step % 20 == 0 || step == options.Steps - 1)
+            {
+                var value = loss.item<float>();
+                File.AppendAllText(Path.Combine(folder, LossLog), string.Create(CultureInfo.InvariantCulture, $"{step},{value:F4},{lr:G4},{now.TotalSeconds:F1}\n"));
+                progress?.Report(new TrainingProgress(step + 1, options.Steps, value, lr, now));
+            }
+            if ((step + 1) % options.CheckpointEvery == 0 || step == options.Steps - 1)
+                Save(model, optimizer, folder, step + 1, now);
+        }
+        if (cancel.IsCancellationRequested)
+        {
+            // Ctrl-C: the last checkpoint stays as it was (saves are atomic); nothing newer is written.
+            throw new OperationCanceledException(cancel);
+        }
+        model.eval();
+        foreach (var p in model.parameters()) p.requires_grad = false;
+        return model;
+    }
+
+    private double LearningRate(int step)
+    {
+        if (step < options.WarmupSteps) return options.LearningRate * (step + 1) / options.WarmupSteps;
+        var progress = (step - options.WarmupSteps) / (double)Math.Max(1, options.Steps - options.WarmupSteps);
+        return options.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * progress)));
+    }
+
+    /// <summary>Cross-entropy over the corpus's tokens plus sampled other tokens (targets remapped into that set).</summary>
+    private Tensor RestrictedLoss(Gpt2Model model, Tensor hidden, Tensor targets, int[] corpusTokens, int step)
+    {
+        var random = new Random(HashCode.Combine(options.Seed, step, 7));
+        var inCorpus = new HashSet<int>(corpusTokens);
+        var negatives = new HashSet<int>();
+        while (negatives.Count < options.SampledNegatives)
+        {
+            var id = random.Next(model.Config.VocabSize);
+            if (!inCorpus.Contains(id)) negatives.Add(id);
+        }
+        var candidates = corpusTokens.Concat(negatives).ToArray();
+        var position = new long[model.Config.VocabSize];
+        Array.Fill(position, -1);
+        for (int i = 0; i < candidates.Length; i++) position[candidates[i]] = i;
+        var map = tensor(position);
+        var mapped = where(targets >= 0, map.index_select(0, targets.clamp_min(0).flatten()).view_as(targets), targets);
+        var weights = model.TokenEmbedding.index_select(0, tensor(candidates.Select(c => (long)c).ToArray()));
+        return nn.functional.cross_entropy(hidden.matmul(weights.t()).flatten(0, 1), mapped.flatten(), ignore_index: -1);
+    }
+
+    /// <summary>The batch of step <paramref name="step"/>: depends only on the seed and the step.</summary>
+    public (Tensor Inputs, Tensor Targets) Batch(int step)
+    {
+        var random = new Random(HashCode.Combine(options.Seed, step));
+        var subjects = _bySubject.Keys.ToArray();
+        var length = options.Positions;
+        var inputs = new long[options.BatchSize, length];
+        var targets = new long[options.BatchSize, length];
+        for (int b = 0; b < options.BatchSize; b++)
+        {
+            var ids = new List<int>();
+            while (ids.Count < length + 1)
+            {
+                var paragraph = Paragraph(subjects[random.Next(subjects.Length)], random, first: ids.Count == 0);
+                if (ids.Count > 0 && ids.Count + paragraph.Count > length + 1) break;
+                ids.AddRange(paragraph);
+            }
+            if (ids.Count <= length) ids.Add(TextTokenizer.EndOfText);
+            for (int t = 0; t < length; t++)
+            {
+                inputs[b, t] = t < ids.Count ? ids[t] : TextTokenizer.EndOfText;
+                targets[b, t] = t + 1 < ids.Count ? ids[t + 1] : -1;
+            }
+        }
+        return (tensor(inputs), tensor(targets));
+    }
+
+    private List<int> Paragraph(string subject, Random random, bool first)
+    {
+        var facts = _bySubject[subject].OrderBy(_ => random.Next()).ToList();
+        var sentences = facts.Select(f =>
+        {
+            var trained = corpus.ByRelation[f.Relation].Trained;
+            return RelationTemplates.Render(trained[random.Next(trained.Length)], f.Subject, f.Object);
+        });
+        var text = string.Join(" ", sentences);
+        return _tokenizer.Encode(first ? text : " " + text).ToList();
+    }
+
+    private static void Save(Gpt2Model model, TorchSharp.Modules.OptimizerHelper optimizer, string folder, int step, TimeSpan elapsed)
+    {
+        Checkpoint.Save(model, folder);
+        Checkpoint.WriteAtomically(Path.Combine(folder, OptimizerFile), optimizer.save_state_dict);
+        Checkpoint.WriteAtomically(Path.Combine(folder, StateFile), path =>
+            File.WriteAllText(path, JsonSerializer.Serialize(new { step, seconds = elapsed.TotalSeconds })));
+    }
+}
