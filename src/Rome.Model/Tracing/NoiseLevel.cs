@@ -1,0 +1,52 @@
+using System.Globalization;
+using System.Text.Json;
+using Rome.Model.Modeling;
+using Rome.Model.Training;
+using static TorchSharp.torch;
+
+namespace Rome.Model.Tracing;
+
+/// <summary>
+/// The paper's noise scale: ν = 3σ, where σ is the standard deviation of the token embeddings of subjects
+/// (all elements of <c>wte</c> rows of the subjects' tokens, as the original <c>collect_embedding_std</c>).
+/// Computed once per model and cached on disk by the model's fingerprint.
+/// </summary>
+public static class NoiseLevel
+{
+    public const double Multiplier = 3.0;
+
+    /// <summary>σ of the subject-token embeddings of <paramref name="subjects"/>.</summary>
+    public static double EmbeddingStd(LanguageModel lm, IEnumerable<string> subjects)
+    {
+        var ids = subjects.SelectMany(s => lm.Tokenizer.Encode(s)).Select(i => (long)i).ToArray();
+        if (ids.Length == 0) throw new RomeException("No subjects to measure the noise level on.");
+        using var scope = NewDisposeScope();
+        using var index = tensor(ids, device: lm.Device);
+        return lm.Model.TokenEmbedding.index_select(0, index).std().item<float>();
+    }
+
+    /// <summary>
+    /// σ for <paramref name="lm"/>, from the cache or computed over the subjects of its fact manifest (or of
+    /// known_1000.json in <paramref name="dataFolder"/> for other models).
+    /// </summary>
+    public static double SubjectStd(LanguageModel lm, string cacheFolder, string? dataFolder)
+    {
+        var path = Path.Combine(cacheFolder, lm.Fingerprint, "noise.json");
+        if (File.Exists(path))
+            return JsonDocument.Parse(File.ReadAllText(path)).RootElement.GetProperty("subjectEmbeddingStd").GetDouble();
+
+        var subjects = FactCorpus.ForModel(lm.Folder)?.Facts.Select(f => f.Subject).Distinct().ToList();
+        var known = dataFolder is null ? null : Path.Combine(dataFolder, "rome", "known_1000.json");
+        if (subjects is null && known is not null && File.Exists(known))
+            subjects = JsonDocument.Parse(File.ReadAllText(known)).RootElement.EnumerateArray()
+                .Select(e => e.GetProperty("subject").GetString()!).ToList();
+        if (subjects is null)
+            throw new RomeException("No subjects to compute the noise level from (no facts.json beside the model and no known_1000.json): give a fixed noise instead.");
+
+        var std = EmbeddingStd(lm, subjects);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        Checkpoint.WriteAtomically(path, temp => File.WriteAllText(temp,
+            string.Create(CultureInfo.InvariantCulture, $"{{\"subjectEmbeddingStd\": {std:R}, \"subjects\": {subjects.Count}}}")));
+        return std;
+    }
+}
