@@ -8,7 +8,9 @@ var commands = new Dictionary<string, (string Help, Func<CliArgs, CancellationTo
     ["info"] = ("info [--model DIR] [--json]: architecture, parameters, layers, vocabulary", ModelCommands.Info, ["json"]),
     ["predict"] = ("predict [--model DIR] (--prompt TEXT | --ids 1,2,3) [--top K] [--json]: next-token distribution", ModelCommands.Predict, ["json"]),
     ["generate"] = ("generate [--model DIR] --prompt TEXT [--max-tokens N] [--top-k K] [--seed S] [--json]", ModelCommands.Generate, ["json"]),
-    ["bench"] = ("bench forward|trace|edit [--model DIR] [--json]: speed figures", BenchCommands.Run, ["json"]),
+    ["trace"] = ("trace [--model DIR] --prompt TEXT --subject TEXT [--kind hidden|mlp|attn|all] [--samples 10] [--noise 3s|FLOAT] [--window W] [--seed S] [--sever mlp|attn] [--json|--csv]: causal trace", TraceCommands.Trace, ["json", "csv"]),
+    ["trace-avg"] = ("trace-avg [--model DIR] [--facts FILE] [--n 100] [--samples 10] [--noise 3s|FLOAT] [--out DIR] [--json]: average indirect effects over known facts", TraceCommands.TraceAverage, ["json"]),
+    ["bench"] = ("bench forward|trace|edit [--model DIR] [--json]: speed figures", BenchCommands.Run, ["json", "skip-naive"]),
     ["train"] = ("train [--out DIR] [--data DIR] [--steps N] [--layers L] [--width W] [--seed S] [--facts-per-relation N]: train the bundled model (resumes)", TrainCommands.Train, []),
     ["knows"] = ("knows [--model DIR] [--data DIR] [--unseen N] [--json]: fact recall of a model with a facts.json manifest", TrainCommands.Knows, ["json"]),
 };

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Rome.Model;
 using Rome.Model.Modeling;
+using Rome.Model.Tracing;
 using static TorchSharp.torch;
 
 namespace Rome.Cli.Commands;
@@ -13,6 +14,7 @@ internal static class BenchCommands
         return what switch
         {
             "forward" => Forward(a),
+            "trace" => Trace(a, cancel),
             _ => throw new RomeException($"Unknown benchmark '{what}' (forward, trace, edit)."),
         };
     }
@@ -46,6 +48,56 @@ internal static class BenchCommands
         };
         if (json) Out.WriteJson(result);
         else Console.WriteLine($"{lm.Name}: batch {batch} x {length} tokens in {seconds * 1000:F1} ms = {result.tokensPerSecond:N0} tokens/s, {result.gflops:F1} GFLOP/s ({result.threads} threads)");
+        return 0;
+    }
+
+    /// <summary>A GPT-2-small-shaped model (12 layers, width 768) with random weights, for shape-realistic timings.</summary>
+    internal static LanguageModel RandomGpt2Small()
+    {
+        var model = new Gpt2Model(new Gpt2Config { Layers = 12, Embd = 768, Heads = 12, Inner = 3072 });
+        model.InitializeWeights(0);
+        model.eval();
+        foreach (var p in model.parameters()) p.requires_grad = false;
+        return new LanguageModel(model, TextTokenizer.Gpt2(), "gpt2-small-random", "random");
+    }
+
+    /// <summary>Seconds for all three grids of a 10-token prompt, fast against the naive algorithm, same noise.</summary>
+    private static int Trace(CliArgs a, CancellationToken cancel)
+    {
+        var json = a.Flag("json");
+        var naiveToo = !a.Flag("skip-naive");
+        var samples = a.Int("samples", 10);
+        using var bundled = Common.LoadModel(a);
+        a.EnsureAllUsed();
+        using var small = RandomGpt2Small();
+        const string prompt = "The Space Needle is located in the city of";
+        const string subject = "Space Needle";
+        var rows = new List<object>();
+        foreach (var lm in new[] { bundled, small })
+        {
+            var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(lm, [subject]);
+            var trace = new CausalTrace(lm);
+            foreach (var kind in new[] { TraceKind.Hidden, TraceKind.Mlp, TraceKind.Attn })
+            {
+                var request = new TraceRequest { Prompt = prompt, Subject = subject, Kinds = [kind], Samples = samples };
+                var clock = Stopwatch.StartNew();
+                var fast = TraceResult.Collect(trace.Run(request, noise, cancel));
+                var fastSeconds = clock.Elapsed.TotalSeconds;
+                double? naiveSeconds = null, maxDiff = null;
+                if (naiveToo)
+                {
+                    clock.Restart();
+                    var naive = TraceResult.Collect(trace.RunNaive(request, noise, cancel));
+                    naiveSeconds = clock.Elapsed.TotalSeconds;
+                    maxDiff = fast.Scores[kind].Zip(naive.Scores[kind]).SelectMany(p => p.First.Zip(p.Second, (x, y) => Math.Abs(x - y))).Max();
+                }
+                rows.Add(new { model = lm.Name, layers = lm.Layers, tokens = fast.Setup.Tokens.Length, kind = kind.ToString(), fastSeconds, naiveSeconds, speedup = naiveSeconds / fastSeconds, maxDiff });
+                if (!json)
+                    Console.WriteLine($"{lm.Name,-18} {kind,-6} {fast.Setup.Tokens.Length} tokens x {lm.Layers} layers: fast {fastSeconds,6:F2} s" +
+                        (naiveSeconds is { } n ? $", naive {n,7:F2} s, {n / fastSeconds,5:F1}x faster, max |diff| {maxDiff:E1}" : ""));
+            }
+        }
+        if (json) Out.WriteJson(rows);
         return 0;
     }
 }

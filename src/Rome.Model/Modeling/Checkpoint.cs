@@ -97,10 +97,12 @@ public static class Checkpoint
     }
 
     /// <summary>Writes tensors as float32 safetensors with Hugging Face's <c>{"format": "pt"}</c> metadata.</summary>
-    public static void WriteSafetensors(string path, IEnumerable<(string Name, Tensor Value)> tensors)
+    public static void WriteSafetensors(string path, IEnumerable<(string Name, Tensor Value)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.ToList();
-        var header = new JsonObject { ["__metadata__"] = new JsonObject { ["format"] = "pt" } };
+        var meta = new JsonObject { ["format"] = "pt" };
+        foreach (var (k, v) in metadata ?? new Dictionary<string, string>()) meta[k] = v;
+        var header = new JsonObject { ["__metadata__"] = meta };
         long offset = 0;
         foreach (var (name, value) in list)
         {
@@ -126,6 +128,19 @@ public static class Checkpoint
             using var cpuValue = value.detach().to(float32).cpu().contiguous();
             file.Write(MemoryMarshal.AsBytes(cpuValue.data<float>().ToArray().AsSpan()));
         }
+    }
+
+    /// <summary>The string metadata of a safetensors file.</summary>
+    public static Dictionary<string, string> ReadMetadata(string path)
+    {
+        ReadHeader(path);
+        using var file = File.OpenRead(path);
+        Span<byte> lengthBytes = stackalloc byte[8];
+        file.ReadExactly(lengthBytes);
+        var header = new byte[BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes)];
+        file.ReadExactly(header);
+        var meta = JsonNode.Parse(header)!["__metadata__"] as JsonObject;
+        return meta?.ToDictionary(p => p.Key, p => (string?)p.Value ?? "") ?? [];
     }
 
     /// <summary>Reads and checks a safetensors header: tensor name to shape. Catches truncated or corrupt files.</summary>

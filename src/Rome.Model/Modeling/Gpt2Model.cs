@@ -53,10 +53,10 @@ public sealed class Gpt2Model : nn.Module
     }
 
     /// <summary>The final hidden state after <c>ln_f</c> ([batch, tokens, width]): logits are this times <see cref="TokenEmbedding"/>ᵀ.</summary>
-    public Tensor FinalHidden(Tensor ids)
+    public Tensor FinalHidden(Tensor ids, Interventions? iv = null)
     {
         using var scope = NewDisposeScope();
-        return ln_f.forward(Residual(ids, Interventions.None, null, 0, null)).MoveToOuterDisposeScope();
+        return ln_f.forward(Residual(ids, iv ?? Interventions.None, null, 0, null)).MoveToOuterDisposeScope();
     }
 
     private Tensor Residual(Tensor? ids, Interventions iv, KvCache? cache, int fromLayer, Tensor? input)

@@ -49,11 +49,11 @@ public sealed class TextTokenizer
     /// The token span [First, Last] covering the first occurrence of <paramref name="subject"/> in
     /// <paramref name="prompt"/> (tokens that overlap it), as the paper locates the subject.
     /// </summary>
-    public TokenSpan FindSpan(string prompt, string subject)
+    public TokenSpan FindSpan(string prompt, string subject, int from = 0)
     {
         if (string.IsNullOrWhiteSpace(subject))
             throw new RomeException("The subject is empty.");
-        var start = prompt.IndexOf(subject, StringComparison.Ordinal);
+        var start = prompt.IndexOf(subject, from, StringComparison.Ordinal);
         if (start < 0)
             throw new RomeException($"The subject \"{subject}\" does not occur in the prompt \"{prompt}\".");
         var end = start + subject.Length;

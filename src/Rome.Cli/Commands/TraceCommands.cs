@@ -1,0 +1,121 @@
+using System.Globalization;
+using System.Text;
+using Rome.Model;
+using Rome.Model.Modeling;
+using Rome.Model.Tracing;
+using Rome.Model.Training;
+
+namespace Rome.Cli.Commands;
+
+internal static class TraceCommands
+{
+    /// <summary>ν from "--noise": "3s" means 3 x σ of subject embeddings, a plain number is ν itself.</summary>
+    public static double Noise(CliArgs a, LanguageModel lm)
+    {
+        var text = a.Get("noise", "3s");
+        if (text.EndsWith('s') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var times) && times > 0)
+            return times * NoiseLevel.SubjectStd(lm, Common.Settings.CacheFolder, Common.DataFolder(a));
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var nu) && nu > 0) return nu;
+        throw new RomeException($"--noise must be like 3s (3 x the subject embedding std) or a positive number, not '{text}'.");
+    }
+
+    private static TraceKind Kind(string text) => text.ToLowerInvariant() switch
+    {
+        "hidden" => TraceKind.Hidden, "mlp" => TraceKind.Mlp, "attn" => TraceKind.Attn,
+        _ => throw new RomeException($"Unknown kind '{text}' (hidden, mlp, attn or all)."),
+    };
+
+    public static int Trace(CliArgs a, CancellationToken cancel)
+    {
+        var json = a.Flag("json");
+        var csv = a.Flag("csv");
+        var kindText = a.Get("kind", "all");
+        var request = new TraceRequest
+        {
+            Prompt = a.Require("prompt"),
+            Subject = a.Require("subject"),
+            Kinds = kindText == "all" ? [TraceKind.Hidden, TraceKind.Mlp, TraceKind.Attn] : [Kind(kindText)],
+            Samples = a.Int("samples", 10),
+            Window = a.Has("window") ? a.Int("window", 0) : null,
+            Seed = a.Int("seed", 0),
+            Sever = a.Get("sever") is { } s ? Kind(s) : null,
+        };
+        using var lm = Common.LoadModel(a);
+        var noise = Noise(a, lm);
+        a.EnsureAllUsed();
+        var tokens = lm.Encode(request.Prompt).Length;
+        if (tokens > Common.Settings.MaxPromptTokens)
+            throw new RomeException($"The prompt is {tokens} tokens long; the configured limit is {Common.Settings.MaxPromptTokens} (Rome:MaxPromptTokens).");
+
+        var started = DateTime.UtcNow;
+        var events = new CausalTrace(lm).Run(request, noise, cancel).Select(e =>
+        {
+            if (e is TraceColumn c) Out.Progress(c.Progress, $"{c.Kind} layer {c.Layer}", DateTime.UtcNow - started);
+            return e;
+        });
+        var result = TraceResult.Collect(events);
+        var setup = result.Setup;
+        if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value) }); return 0; }
+        if (csv)
+        {
+            var sb = new StringBuilder("kind,token_index,token,subject,layer,score,indirect_effect\n");
+            foreach (var (kind, grid) in result.Scores)
+                for (int t = 0; t < grid.Length; t++)
+                    for (int l = 0; l < grid[t].Length; l++)
+                        sb.Append(CultureInfo.InvariantCulture, $"{kind.ToString().ToLowerInvariant()},{t},\"{setup.Tokens[t].Replace("\"", "\"\"")}\",{setup.Subject.Contains(t)},{l},{grid[t][l]:G6},{grid[t][l] - setup.LowScore:G6}\n");
+            Console.Write(sb);
+            return 0;
+        }
+        Console.WriteLine($"Answer {Out.Show(setup.Answer)}: clean p = {setup.HighScore:F4} (high), corrupted p = {setup.LowScore:F4} (low); noise ν = {setup.Noise:F4}, {setup.Samples} samples, window {setup.Window}");
+        const string shades = " .:-=+*#%@";
+        foreach (var (kind, grid) in result.Scores)
+        {
+            Console.WriteLine($"\n{kind}{(request.Sever is { } sv && kind == TraceKind.Hidden ? $" (severed {sv})" : "")}: p(answer) with the state restored; rows tokens (* subject), columns layers 0..{lm.Layers - 1}");
+            var max = Math.Max(1e-9, grid.SelectMany(r => r).Max() - setup.LowScore);
+            for (int t = 0; t < grid.Length; t++)
+            {
+                var bar = new string(grid[t].Select(v => shades[(int)Math.Round(Math.Clamp((v - setup.LowScore) / max, 0, 1) * (shades.Length - 1))]).ToArray());
+                Console.WriteLine($"  {(setup.Subject.Contains(t) ? "*" : " ")}{Out.Show(setup.Tokens[t]),-16} |{bar}|  max {grid[t].Max():F3} at layer {Array.IndexOf(grid[t], grid[t].Max())}");
+            }
+        }
+        return 0;
+    }
+
+    public static int TraceAverage(CliArgs a, CancellationToken cancel)
+    {
+        var json = a.Flag("json");
+        var n = a.Int("n", 100);
+        var samples = a.Int("samples", 10);
+        var window = a.Has("window") ? a.Int("window", 0) : (int?)null;
+        var factsFile = a.Get("facts");
+        var outDir = Path.GetFullPath(a.Get("out", "trace-avg"));
+        using var lm = Common.LoadModel(a);
+        var noise = Noise(a, lm);
+        a.EnsureAllUsed();
+
+        var candidates = factsFile is not null
+            ? AverageIndirectEffect.LoadKnownFacts(factsFile)
+            : AverageIndirectEffect.FromManifest(FactCorpus.ForModel(lm.Folder)
+                ?? throw new RomeException($"{lm.Folder} has no facts.json; pass --facts FILE (known_1000.json format)."));
+        var known = AverageIndirectEffect.Known(lm, candidates);
+        var chosen = known.OrderBy(f => f.Subject.GetHashCode(StringComparison.Ordinal) & 0x7fffffff).ThenBy(f => f.Prompt, StringComparer.Ordinal).Take(n).ToList();
+        Console.Error.WriteLine($"{known.Count} of {candidates.Count} facts are known to {lm.Name}; tracing {chosen.Count}.");
+        var started = DateTime.UtcNow;
+        var result = AverageIndirectEffect.Compute(lm, chosen, noise, samples, window,
+            new Progress<(int Done, int Total)>(p => Out.Progress(p.Done / (double)p.Total, $"fact {p.Done}/{p.Total}", DateTime.UtcNow - started)), cancel);
+
+        Directory.CreateDirectory(outDir);
+        File.WriteAllText(Path.Combine(outDir, "average-trace.json"), System.Text.Json.JsonSerializer.Serialize(result, Out.Json));
+        File.WriteAllText(Path.Combine(outDir, "average-trace.csv"), AverageIndirectEffect.ToCsv(result));
+        File.WriteAllText(Path.Combine(outDir, "average-trace.html"), AverageIndirectEffect.ToHtml(result, lm.Name));
+        if (json) { Out.WriteJson(result); return 0; }
+        Console.WriteLine($"Average indirect effect over {result.Facts} facts (high {result.MeanHighScore:F3}, low {result.MeanLowScore:F3}); files in {outDir}");
+        foreach (var (kind, buckets) in result.Kinds)
+        {
+            Console.WriteLine($"\n{kind}: mean indirect effect per layer");
+            foreach (var b in buckets)
+                Console.WriteLine($"  {b.Bucket,-24} " + string.Join(" ", b.Mean.Select(m => m.ToString("F3", CultureInfo.InvariantCulture).PadLeft(6))));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,101 @@
+using System.Security.Cryptography;
+using System.Text;
+using Rome.Model.Modeling;
+using Rome.Model.Training;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Rome.Model.Editing;
+
+/// <summary>
+/// C = E[k kᵀ]: the uncentred second moment of MLP keys (inputs of <c>mlp.c_proj</c>) at one layer over a text
+/// corpus, estimated with a running float64 sum over batches. ROME solves against it so an edit disturbs the
+/// keys the layer usually sees as little as possible. Cached on disk by model, layer, corpus and token count.
+/// </summary>
+public static class CovarianceStatistics
+{
+    /// <summary>The corpus C is estimated on: the model's own training sentences when it has a manifest, else a user's text.</summary>
+    public static IEnumerable<string> DefaultCorpus(LanguageModel lm) =>
+        FactCorpus.ForModel(lm.Folder)?.TrainingSentences()
+        ?? throw new RomeException($"{lm.Name} has no facts.json; give a text file or folder to estimate C on (--corpus), or use identity covariance.");
+
+    /// <summary>Texts from a .txt file (one document per blank-line-separated paragraph) or every .txt file of a folder.</summary>
+    public static IEnumerable<string> ReadCorpus(string path)
+    {
+        IEnumerable<string> files = Directory.Exists(path) ? Directory.EnumerateFiles(path, "*.txt", SearchOption.AllDirectories).Order()
+            : File.Exists(path) ? [path] : throw new RomeException($"Corpus {path} not found.");
+        foreach (var file in files)
+            foreach (var paragraph in File.ReadAllText(file).Split("\n\n", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                yield return paragraph;
+    }
+
+    public static string CachePath(LanguageModel lm, int layer, string corpusId, int tokens, string cacheFolder) =>
+        Path.Combine(cacheFolder, lm.Fingerprint, $"C-layer{layer}-{corpusId}-{tokens}.safetensors");
+
+    /// <summary>A short id of a corpus's content, part of the cache key.</summary>
+    public static string CorpusId(IEnumerable<string> texts)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var t in texts) sha.AppendData(Encoding.UTF8.GetBytes(t + "\n"));
+        return Convert.ToHexString(sha.GetHashAndReset())[..12].ToLowerInvariant();
+    }
+
+    /// <summary>Loads C from the cache or computes and caches it. [keys, keys] float64 on the model's device.</summary>
+    public static Tensor GetOrCompute(LanguageModel lm, int layer, IReadOnlyList<string> corpus, int maxTokens, string cacheFolder,
+                                      IProgress<double>? progress = null, CancellationToken cancel = default)
+    {
+        if (layer < 0 || layer >= lm.Layers) throw new RomeException($"Layer {layer} is out of range (0..{lm.Layers - 1}).");
+        var path = CachePath(lm, layer, CorpusId(corpus), maxTokens, cacheFolder);
+        if (File.Exists(path))
+        {
+            var loaded = Safetensors.LoadStateDict(path);
+            return loaded["C"].to(float64).to(lm.Device);
+        }
+        var c = Compute(lm, layer, corpus, maxTokens, progress, cancel);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        Checkpoint.WriteAtomically(path, temp => Safetensors.SaveStateDict(temp, new Dictionary<string, Tensor> { ["C"] = c.cpu() }));
+        return c;
+    }
+
+    public static bool IsCached(LanguageModel lm, int layer, IReadOnlyList<string> corpus, int maxTokens, string cacheFolder) =>
+        File.Exists(CachePath(lm, layer, CorpusId(corpus), maxTokens, cacheFolder));
+
+    public static Tensor Compute(LanguageModel lm, int layer, IReadOnlyList<string> corpus, int maxTokens,
+                                 IProgress<double>? progress = null, CancellationToken cancel = default)
+    {
+        var width = lm.Config.Inner;
+        var sum = zeros([width, width], dtype: float64, device: lm.Device);
+        long count = 0;
+        var max = lm.Config.Positions;
+        var sequences = corpus.Select(t => lm.Tokenizer.Encode(t)).Where(ids => ids.Length > 0).Select(ids => ids.Length > max ? ids[..max] : ids);
+        foreach (var batch in sequences.Chunk(32))
+        {
+            cancel.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var length = batch.Max(b => b.Length);
+            var ids = new long[batch.Length, length];
+            var valid = new bool[batch.Length, length];
+            for (int b = 0; b < batch.Length; b++)
+                for (int t = 0; t < length; t++)
+                {
+                    ids[b, t] = t < batch[b].Length ? batch[b][t] : TextTokenizer.EndOfText;
+                    valid[b, t] = t < batch[b].Length;
+                }
+            Tensor? keys = null;
+            // Only the blocks up to the layer are needed: stop the pass there.
+            var iv = new Interventions().Hook(HookPoint.MlpKey(layer), k => { keys = k.detach().clone().MoveToOuterDisposeScope(); throw new StopForward(); });
+            try { lm.Model.Forward(tensor(ids, device: lm.Device), iv); } catch (StopForward) { }
+            var rows = keys!.reshape(-1, width)[tensor(valid, device: lm.Device).flatten()].to(float64);
+            sum.add_(rows.t().matmul(rows));
+            count += rows.shape[0];
+            progress?.Report(Math.Min(1, count / (double)maxTokens));
+            if (count >= maxTokens) break;
+        }
+        if (count == 0) throw new RomeException("The corpus for C has no text.");
+        return sum.div_(count);
+    }
+
+    private sealed class StopForward : Exception;
+}

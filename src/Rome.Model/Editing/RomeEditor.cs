@@ -1,0 +1,201 @@
+using Rome.Model.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Rome.Model.Editing;
+
+/// <summary>One step of the v* optimisation, for a live loss curve.</summary>
+public sealed record EditProgress(int Step, int Steps, double Nll, double Kl, double WeightDecay, double TargetProbability);
+
+/// <summary>An edit computed by <see cref="RomeEditor"/>: the overlay and what it was made of.</summary>
+public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay Overlay, double TargetProbability, int Steps, string[] ContextTemplates) : IDisposable
+{
+    public void Dispose()
+    {
+        Overlay.U.Dispose();
+        Overlay.V.Dispose();
+    }
+}
+
+/// <summary>
+/// ROME (Meng et al. 2022, section 3): a rank-one edit of one MLP's output projection, seen as a key-value memory.
+/// <list type="bullet">
+/// <item><b>k*</b>, the key: the input of <c>mlp.c_proj</c> at the subject's last token, averaged over the
+/// prompt preceded by short context prefixes the model itself generates.</item>
+/// <item><b>v*</b>, the value: the MLP output that makes the model say the new target. v* = v0 + δ, where v0 = W k*
+/// + b; δ is added to the MLP output at the subject's last token in every rewriting prompt and optimised with Adam on
+/// NLL(target) + KL(current ‖ original) on "{subject} is a" + weight decay; it is clamped to |δ| ≤ clamp x |v0|.</item>
+/// <item><b>C</b> = E[k kᵀ] over a corpus (<see cref="CovarianceStatistics"/>).</item>
+/// <item>The update: u = C⁻¹k* (solved, not inverted); W' = W + (v* − W k*) uᵀ / (uᵀ k*), which maps k* to v*
+/// and changes the output for a key k by an amount proportional to uᵀk.</item>
+/// </list>
+/// The result is a <see cref="RankOneOverlay"/>: the model's weights are never written.
+/// </summary>
+public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
+{
+    private static readonly string[] ContextStarts = ["The", "Therefore", "Because", "I", "You"];
+
+    public string Module => $"h.{hp.Layer}.mlp.c_proj";
+
+    /// <summary>"{}" and prefixes "generated text. {}" sampled (top-k 5, seeded) from the model.</summary>
+    public List<string> ContextTemplates(int seed = 0, IReadOnlyList<RankOneOverlay>? overlays = null)
+    {
+        var templates = new List<string> { "{}" };
+        var iv = new Interventions { Overlays = overlays ?? [] };
+        var i = 0;
+        foreach (var spec in hp.ContextTemplates)
+            for (int n = 0; n < spec[0]; n++, i++)
+            {
+                var start = ContextStarts[n % ContextStarts.Length];
+                var g = TextGenerator.Generate(lm, start, new GenerationOptions { MaxTokens = Math.Max(1, spec[1] - 1), TopK = 5, Seed = seed + i }, iv);
+                templates.Add(g.Text.Replace("{", " ").Replace("}", " ").Trim() + ". {}");
+            }
+        return templates;
+    }
+
+    /// <summary>Computes the edit of <paramref name="request"/> on top of <paramref name="previous"/> edits (applied first).</summary>
+    public AppliedEdit Compute(EditRequest request, Func<Tensor>? covariance, IReadOnlyList<RankOneOverlay>? previous = null,
+                               IProgress<EditProgress>? progress = null, CancellationToken cancel = default, int seed = 0)
+    {
+        request.Validate();
+        if (hp.Layer < 0 || hp.Layer >= lm.Layers) throw new RomeException($"Layer {hp.Layer} is out of range (0..{lm.Layers - 1}).");
+        previous ??= [];
+        var targetIds = lm.Tokenizer.Encode(" " + request.Target.Trim());
+        var filled = request.Filled;
+        if (lm.Encode(filled).Length + targetIds.Length > lm.Config.Positions)
+            throw new RomeException("The prompt and target are longer than the model's context.");
+        lm.Tokenizer.FindSpan(filled, request.Subject); // a clear error when the subject cannot be located
+
+        var templates = ContextTemplates(seed, previous);
+        using var scope = NewDisposeScope();
+        var kStar = KeyVector(request, templates, previous);
+        var (delta, probability, steps) = ValueDelta(request, templates, targetIds, previous, progress, cancel);
+
+        var overlay = Update(Module, covariance?.Invoke(), kStar, delta);
+        return new AppliedEdit(request, hp.Layer, overlay, probability, steps, templates.ToArray());
+    }
+
+    /// <summary>
+    /// The rank-one update as an overlay: u = C⁻¹k* (identity C when <paramref name="c"/> is null), and
+    /// W' = W + δ uᵀ / (uᵀk*) with δ = v* − W k* (− b), so W'k* = v* and keys k with uᵀk = 0 are unchanged.
+    /// </summary>
+    public static RankOneOverlay Update(string module, Tensor? c, Tensor kStar, Tensor delta)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var u = c is null ? kStar.clone() : linalg.solve(c.to(float64), kStar.to(float64)).to(kStar.dtype);
+        return new RankOneOverlay(module, (u / u.dot(kStar)).DetachFromDisposeScope(), delta.detach().clone().DetachFromDisposeScope());
+    }
+
+    /// <summary>k*: the MLP key at the subject's last token, averaged over the context templates.</summary>
+    public Tensor KeyVector(EditRequest request, IReadOnlyList<string> templates, IReadOnlyList<RankOneOverlay> previous)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var prompts = templates.Select(t => Fill(t, request)).ToList();
+        var ids = prompts.Select(p => lm.Encode(p.Text)).ToList();
+        Tensor? keys = null;
+        var iv = new Interventions { Overlays = previous }.Capture(HookPoint.MlpKey(hp.Layer), k => keys = k);
+        lm.Model.Forward(Padded(ids), iv);
+        var rows = arange(prompts.Count, device: lm.Device);
+        var positions = tensor(prompts.Select(p => (long)p.LastSubjectToken).ToArray(), device: lm.Device);
+        return keys![rows, positions].mean([0]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The v* optimisation: returns δ = v* − v0, the final target probability and the steps taken.</summary>
+    private (Tensor Delta, double Probability, int Steps) ValueDelta(
+        EditRequest request, IReadOnlyList<string> templates, int[] targetIds, IReadOnlyList<RankOneOverlay> previous,
+        IProgress<EditProgress>? progress, CancellationToken cancel)
+    {
+        // Rewriting prompts: each template + prompt + the target's tokens but the last (teacher forcing).
+        var rewriting = templates.Select(t => Fill(t, request)).ToList();
+        var sequences = rewriting.Select(p => lm.Encode(p.Text).Concat(targetIds[..^1]).ToArray()).ToList();
+        var promptLengths = rewriting.Select(p => lm.Encode(p.Text).Length).ToList();
+        // The KL prompt: "{subject} is a", read at the subject's last token.
+        var klText = $"{request.Subject} is a";
+        var klIds = lm.Encode(klText);
+        var klPosition = lm.Tokenizer.FindSpan(klText, request.Subject).Last;
+        sequences.Add(klIds);
+
+        var batch = sequences.Count;
+        var lookup = rewriting.Select(p => (long)p.LastSubjectToken).Append(klPosition).ToArray();
+        using var ids = Padded(sequences);
+        using var mask = nn.functional.one_hot(tensor(lookup, device: lm.Device), ids.shape[1]).unsqueeze(-1).to(float32);
+
+        // Positions whose next token is a target token: (row, position, target id).
+        var rows = new List<long>(); var positions = new List<long>(); var targets = new List<long>();
+        for (int r = 0; r < rewriting.Count; r++)
+            for (int j = 0; j < targetIds.Length; j++)
+            {
+                rows.Add(r); positions.Add(promptLengths[r] - 1 + j); targets.Add(targetIds[j]);
+            }
+        using var rowIndex = tensor(rows.ToArray(), device: lm.Device);
+        using var positionIndex = tensor(positions.ToArray(), device: lm.Device);
+        using var targetIndex = tensor(targets.ToArray(), device: lm.Device);
+
+        Tensor v0;
+        Tensor klInit;
+        using (var s0 = NewDisposeScope())
+        using (no_grad())
+        {
+            Tensor? output = null;
+            var iv = new Interventions { Overlays = previous }.Capture(HookPoint.Mlp(hp.Layer), o => output = o);
+            var hidden = lm.Model.FinalHidden(ids, iv);
+            v0 = output![0, lookup[0]].MoveToOuterDisposeScope();
+            klInit = hidden[batch - 1, klPosition].matmul(lm.Model.TokenEmbedding.t()).log_softmax(-1).MoveToOuterDisposeScope();
+        }
+
+        var delta = new TorchSharp.Modules.Parameter(zeros(lm.Config.Embd, device: lm.Device), requires_grad: true);
+        var optimizer = optim.Adam([delta], lr: hp.LearningRate);
+        var maxNorm = hp.ClampNormFactor * v0.norm().item<float>();
+        var v0NormSquared = v0.norm().pow(2).item<float>();
+        double probability = 0;
+        int step = 0;
+        for (; step < hp.Steps; step++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            using var s = NewDisposeScope();
+            var iv = new Interventions { Overlays = previous }.Hook(HookPoint.Mlp(hp.Layer), o => o + mask * delta);
+            var hidden = lm.Model.FinalHidden(ids, iv);
+            var logProbs = hidden[rowIndex, positionIndex].matmul(lm.Model.TokenEmbedding.t()).log_softmax(-1);
+            var picked = logProbs.gather(1, targetIndex.unsqueeze(1)).squeeze(1);
+            // Mean over prompts of the per-token mean NLL of the target.
+            var nll = -picked.sum() / (rewriting.Count * targetIds.Length);
+            var klCurrent = hidden[batch - 1, klPosition].matmul(lm.Model.TokenEmbedding.t()).log_softmax(-1);
+            var kl = hp.KlFactor * (klCurrent.exp() * (klCurrent - klInit)).sum();
+            var decay = hp.WeightDecay * (delta.norm() / v0NormSquared);
+            var loss = nll + kl + decay;
+            probability = picked.detach().view(rewriting.Count, targetIds.Length).sum(1).exp().mean().item<float>();
+            progress?.Report(new EditProgress(step + 1, hp.Steps, nll.item<float>(), kl.item<float>(), decay.item<float>(), probability));
+            if (loss.item<float>() < hp.StopLoss) break;
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.step();
+            using (no_grad())
+            {
+                var norm = delta.norm().item<float>();
+                if (norm > maxNorm) delta.mul_(maxNorm / norm);
+            }
+        }
+        klInit.Dispose();
+        v0.Dispose();
+        return (delta.detach().clone().MoveToOuterDisposeScope(), probability, Math.Min(step + 1, hp.Steps));
+    }
+
+    private (string Text, int LastSubjectToken) Fill(string template, EditRequest request)
+    {
+        var text = template.Replace("{}", request.Filled);
+        var subjectStart = template.IndexOf("{}", StringComparison.Ordinal) + request.Prompt.IndexOf("{}", StringComparison.Ordinal);
+        return (text, lm.Tokenizer.FindSpan(text, request.Subject, subjectStart).Last);
+    }
+
+    private Tensor Padded(IReadOnlyList<int[]> sequences)
+    {
+        var width = sequences.Max(s => s.Length);
+        var ids = new long[sequences.Count, width];
+        for (int b = 0; b < sequences.Count; b++)
+            for (int t = 0; t < width; t++)
+                ids[b, t] = t < sequences[b].Length ? sequences[b][t] : TextTokenizer.EndOfText;
+        return tensor(ids, device: lm.Device);
+    }
+}

@@ -1,0 +1,125 @@
+using Rome.Model;
+using Rome.Model.Editing;
+using Rome.Model.Modeling;
+using static TorchSharp.torch;
+
+namespace Rome.Tests;
+
+public class RomeEditorTests : IDisposable
+{
+    private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
+    public void Dispose() => _lm.Dispose();
+
+    [Fact]
+    public void TheUpdateMapsKStarToVStarAndLeavesKeysOrthogonalToCInverseKStarAlone()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        int input = 16, output = 8;
+        var w = randn(input, output, dtype: float64);   // Conv1D layout: y = k W
+        var a = randn(input, input, dtype: float64);
+        var c = a.matmul(a.t()) / input + eye(input, dtype: float64) * 0.1;   // symmetric positive definite
+        var kStar = randn(input, dtype: float64);
+        var vStar = randn(output, dtype: float64);
+        var overlay = RomeEditor.Update("h.0.mlp.c_proj", c, kStar, vStar - kStar.matmul(w));
+        var edited = w + overlay.Dense();
+
+        Assert.True(kStar.matmul(edited).allclose(vStar, atol: 1e-4), "W'k* must equal v*");
+        // A key orthogonal to u = C⁻¹k*: take any k and remove its component along u.
+        var u = linalg.solve(c, kStar);
+        var k = randn(input, dtype: float64);
+        k = k - u * (u.dot(k) / u.dot(u));
+        Assert.True(k.matmul(edited).allclose(k.matmul(w), atol: 1e-6), "keys with uᵀk = 0 must be unchanged");
+    }
+
+    [Fact]
+    public void AnEditRaisesTheNewTarget_AndUndoRestoresTheExactLogits()
+    {
+        var hp = new RomeHyperParameters { Layer = 1, Steps = 40, ContextTemplates = [[2, 5]] };
+        var request = new EditRequest("{} is located in the city of", "The Eiffel Tower", "Rome");
+        var ids = _lm.Encode(request.Filled);
+        using var before = _lm.NextTokenLogProbs(ids);
+        using var session = new EditSession(_lm);
+        var steps = new List<EditProgress>();
+        session.Apply(new RomeEditor(_lm, hp), request, covariance: null, new SyncProgress<EditProgress>(steps.Add));
+        Assert.NotEmpty(steps);
+
+        using var after = _lm.NextTokenLogProbs(ids, session.Interventions());
+        // A random model answers an MLP edit weakly (the bundled model's tests check that the target wins);
+        // here the target's probability must still rise clearly, as the optimisation reported.
+        var rome = _lm.Tokenizer.Encode(" Rome")[0];
+        Assert.True(after[rome].item<float>() > before[rome].item<float>() + 1.0, "log p(Rome) must rise by more than 1 nat");
+        Assert.True(steps[^1].TargetProbability > steps[0].TargetProbability);
+        Assert.All(steps, s => Assert.InRange(s.TargetProbability, 0, 1));
+
+        session.Undo();
+        using var undone = _lm.NextTokenLogProbs(ids, session.Interventions());
+        Assert.True(undone.eq(before).all().item<bool>(), "undo must restore the exact logits");
+        session.Redo();
+        using var redone = _lm.NextTokenLogProbs(ids, session.Interventions());
+        Assert.True(redone.eq(after).all().item<bool>());
+    }
+
+    [Fact]
+    public void ExportThenImportReproducesTheLogits_AndBakeWritesTheEditedWeights()
+    {
+        var hp = new RomeHyperParameters { Layer = 2, Steps = 10, ContextTemplates = [[2, 5]] };
+        var request = new EditRequest("{} plays the", "Michael Jordan", "violin");
+        using var session = new EditSession(_lm);
+        session.Apply(new RomeEditor(_lm, hp), request, covariance: null);
+        var ids = _lm.Encode(request.Filled);
+        using var edited = _lm.NextTokenLogProbs(ids, session.Interventions());
+
+        var file = Path.Combine(TestPaths.TempFolder(), "edits.safetensors");
+        session.Export(file);
+        using var other = new EditSession(_lm);
+        Assert.Equal(1, other.Import(file));
+        using var imported = _lm.NextTokenLogProbs(ids, other.Interventions());
+        Assert.True(imported.eq(edited).all().item<bool>());
+        Assert.Equal(request, other.Edits[0].Request);
+
+        var baked = TestPaths.TempFolder();
+        session.Bake(baked);
+        using var bakedModel = LanguageModel.Load(baked);
+        using var fromBaked = bakedModel.NextTokenLogProbs(ids);
+        Assert.True(fromBaked.allclose(edited, atol: 1e-4));
+
+        // Edits only import onto the model they were made on.
+        using var bakedSession = new EditSession(bakedModel);
+        Assert.Contains("another model", Assert.Throws<RomeException>(() => bakedSession.Import(file)).Message);
+    }
+
+    [Fact]
+    public void AFailedOrCancelledEditLeavesTheStackUnchanged()
+    {
+        using var session = new EditSession(_lm);
+        var editor = new RomeEditor(_lm, new RomeHyperParameters { Layer = 1, Steps = 5, ContextTemplates = [[1, 5]] });
+        Assert.Throws<RomeException>(() => session.Apply(editor, new EditRequest("{} is in", "Nowhere Land", "Paris") with { Prompt = "is in" }, null));
+        Assert.Throws<RomeException>(() => session.Apply(editor, new EditRequest("{} is in", "Paris", " "), null));
+        using var cancel = new CancellationTokenSource();
+        cancel.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => session.Apply(editor, new EditRequest("{} is in", "Paris", "Rome"), null, cancel: cancel.Token));
+        Assert.Empty(session.Edits);
+        var badLayer = new RomeEditor(_lm, new RomeHyperParameters { Layer = 9 });
+        Assert.Contains("out of range", Assert.Throws<RomeException>(() => session.Apply(badLayer, new EditRequest("{} is in", "Paris", "Rome"), null)).Message);
+    }
+
+    [Fact]
+    public void TwoSessionsOnOneModelNeverSeeEachOthersEdits()
+    {
+        var request = new EditRequest("{} is located in the city of", "The Eiffel Tower", "Rome");
+        var ids = _lm.Encode(request.Filled);
+        using var plain = _lm.NextTokenLogProbs(ids);
+        using var a = new EditSession(_lm);
+        using var b = new EditSession(_lm);
+        a.Apply(new RomeEditor(_lm, new RomeHyperParameters { Layer = 1, Steps = 10, ContextTemplates = [[1, 5]] }), request, null);
+        using var seenByB = _lm.NextTokenLogProbs(ids, b.Interventions());
+        Assert.True(seenByB.eq(plain).all().item<bool>());
+    }
+}
+
+/// <summary>An IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+public sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
