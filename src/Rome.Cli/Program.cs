@@ -10,6 +10,8 @@ var commands = new Dictionary<string, (string Help, Func<CliArgs, CancellationTo
     ["generate"] = ("generate [--model DIR] --prompt TEXT [--max-tokens N] [--top-k K] [--seed S] [--json]", ModelCommands.Generate, ["json"]),
     ["trace"] = ("trace [--model DIR] --prompt TEXT --subject TEXT [--kind hidden|mlp|attn|all] [--samples 10] [--noise 3s|FLOAT] [--window W] [--seed S] [--sever mlp|attn] [--json|--csv]: causal trace", TraceCommands.Trace, ["json", "csv"]),
     ["trace-avg"] = ("trace-avg [--model DIR] [--facts FILE] [--n 100] [--samples 10] [--noise 3s|FLOAT] [--out DIR] [--json]: average indirect effects over known facts", TraceCommands.TraceAverage, ["json"]),
+    ["edit"] = ("edit [--model DIR] --prompt \"{} is a citizen of\" --subject S --target T [--old-target T] [--layer L] [--hparams FILE] [--paraphrase P]... [--neighbor P]... [--corpus PATH] [--identity-covariance] [--load-edits FILE] [--save-edits FILE] [--bake DIR] [--json]: rewrite a fact with ROME", EditCommands.Edit, ["json", "identity-covariance"]),
+    ["stats"] = ("stats [--model DIR] --layer L [--corpus PATH] [--samples N]: build and cache C = E[k kᵀ] for a layer", EditCommands.Stats, []),
     ["bench"] = ("bench forward|trace|edit [--model DIR] [--json]: speed figures", BenchCommands.Run, ["json", "skip-naive"]),
     ["train"] = ("train [--out DIR] [--data DIR] [--steps N] [--layers L] [--width W] [--seed S] [--facts-per-relation N]: train the bundled model (resumes)", TrainCommands.Train, []),
     ["knows"] = ("knows [--model DIR] [--data DIR] [--unseen N] [--json]: fact recall of a model with a facts.json manifest", TrainCommands.Knows, ["json"]),

@@ -129,3 +129,32 @@ public class CausalTraceTests : IDisposable
         Assert.Equal((42, 48), CausalTrace.WindowAround(47, 10, 48)); // the original: range(max(0, l - w // 2), min(n, l - (-w // 2)))
     }
 }
+
+public class BucketTests
+{
+    [Fact]
+    public void PositionsAreBucketedAsInThePaper()
+    {
+        // "The| E|iff|el| Tower| is| located| in| the| city| of": subject tokens 1..4, 11 tokens.
+        var b = AverageIndirectEffect.BucketPositions(new Rome.Model.Modeling.TokenSpan(1, 4), 11);
+        Assert.Equal([1], b[0]);             // first subject token
+        Assert.Equal([2, 3], b[1]);          // middle subject tokens
+        Assert.Equal([4], b[2]);             // last subject token
+        Assert.Equal([5], b[3]);             // first subsequent token
+        Assert.Equal([6, 7, 8, 9], b[4]);    // further tokens
+        Assert.Equal([10], b[5]);            // last token
+    }
+
+    [Fact]
+    public void ASingleTokenSubjectRightBeforeTheLastTokenLeavesBucketsEmpty()
+    {
+        // "Paris| is": the subject is one token, the first subsequent token is the last token.
+        var b = AverageIndirectEffect.BucketPositions(new Rome.Model.Modeling.TokenSpan(0, 0), 2);
+        Assert.Equal([0], b[0]);
+        Assert.Empty(b[1]);
+        Assert.Empty(b[2]);   // the first subject token already counts it
+        Assert.Empty(b[3]);   // the last token counts it
+        Assert.Empty(b[4]);
+        Assert.Equal([1], b[5]);
+    }
+}

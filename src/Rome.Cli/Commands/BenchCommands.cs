@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Rome.Model;
 using Rome.Model.Modeling;
+using Rome.Model.Editing;
 using Rome.Model.Tracing;
 using static TorchSharp.torch;
 
@@ -15,6 +16,7 @@ internal static class BenchCommands
         {
             "forward" => Forward(a),
             "trace" => Trace(a, cancel),
+            "edit" => Edit(a, cancel),
             _ => throw new RomeException($"Unknown benchmark '{what}' (forward, trace, edit)."),
         };
     }
@@ -96,6 +98,40 @@ internal static class BenchCommands
                     Console.WriteLine($"{lm.Name,-18} {kind,-6} {fast.Setup.Tokens.Length} tokens x {lm.Layers} layers: fast {fastSeconds,6:F2} s" +
                         (naiveSeconds is { } n ? $", naive {n,7:F2} s, {n / fastSeconds,5:F1}x faster, max |diff| {maxDiff:E1}" : ""));
             }
+        }
+        if (json) Out.WriteJson(rows);
+        return 0;
+    }
+
+    /// <summary>Seconds of one ROME edit (context templates, k*, v*, update) with C already cached.</summary>
+    private static int Edit(CliArgs a, CancellationToken cancel)
+    {
+        var json = a.Flag("json");
+        var repeats = a.Int("repeats", 3);
+        using var bundled = Common.LoadModel(a);
+        a.EnsureAllUsed();
+        using var small = RandomGpt2Small();
+        var corpus = CovarianceStatistics.DefaultCorpus(bundled).ToList();
+        var request = new EditRequest("{} is located in the city of", "The Space Needle", "Paris");
+        var rows = new List<object>();
+        foreach (var lm in new[] { bundled, small })
+        {
+            var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Layers);
+            using var c = CovarianceStatistics.Compute(lm, hp.Layer, corpus, lm == bundled ? hp.CovarianceTokens : 20_000, cancel: cancel);
+            var editor = new RomeEditor(lm, hp);
+            using (editor.Compute(request, () => c, cancel: cancel)) { } // warm-up
+            var times = new List<double>();
+            var steps = 0;
+            for (int i = 0; i < repeats; i++)
+            {
+                var clock = Stopwatch.StartNew();
+                using var edit = editor.Compute(request, () => c, cancel: cancel, seed: i);
+                times.Add(clock.Elapsed.TotalSeconds);
+                steps = edit.Steps;
+            }
+            var median = times.Order().ElementAt(times.Count / 2);
+            rows.Add(new { model = lm.Name, layers = lm.Layers, width = lm.Config.Embd, layer = hp.Layer, secondsMedian = median, vStarSteps = steps });
+            if (!json) Console.WriteLine($"{lm.Name,-18} layer {hp.Layer,2}: one edit in {median:F2} s (median of {repeats}, {steps} v* steps, C cached)");
         }
         if (json) Out.WriteJson(rows);
         return 0;

@@ -69,22 +69,27 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         var templates = ContextTemplates(seed, previous);
         using var scope = NewDisposeScope();
         var kStar = KeyVector(request, templates, previous);
+        var kPrompt = KeyVector(request, ["{}"], previous);
         var (delta, probability, steps) = ValueDelta(request, templates, targetIds, previous, progress, cancel);
 
-        var overlay = Update(Module, covariance?.Invoke(), kStar, delta);
+        var overlay = Update(Module, covariance?.Invoke(), kStar, delta, kPrompt);
         return new AppliedEdit(request, hp.Layer, overlay, probability, steps, templates.ToArray());
     }
 
     /// <summary>
     /// The rank-one update as an overlay: u = C⁻¹k* (identity C when <paramref name="c"/> is null), and
-    /// W' = W + δ uᵀ / (uᵀk*) with δ = v* − W k* (− b), so W'k* = v* and keys k with uᵀk = 0 are unchanged.
+    /// W' = W + δ uᵀ / (uᵀk) with δ = v* − W k (− b), so W'k = v* and keys with uᵀk' = 0 are unchanged.
+    /// k is <paramref name="mapped"/> when given, else k*. As in the original code, the editor maps the bare
+    /// prompt's own key (where v0 was read) exactly onto v*, while the direction u comes from the averaged k*:
+    /// with a subject at position 0 the bare prompt's key differs much from the prefixed prompts' keys, and
+    /// dividing by uᵀk* instead would scale the edit down where it matters most.
     /// </summary>
-    public static RankOneOverlay Update(string module, Tensor? c, Tensor kStar, Tensor delta)
+    public static RankOneOverlay Update(string module, Tensor? c, Tensor kStar, Tensor delta, Tensor? mapped = null)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var u = c is null ? kStar.clone() : linalg.solve(c.to(float64), kStar.to(float64)).to(kStar.dtype);
-        return new RankOneOverlay(module, (u / u.dot(kStar)).DetachFromDisposeScope(), delta.detach().clone().DetachFromDisposeScope());
+        return new RankOneOverlay(module, (u / u.dot(mapped ?? kStar)).DetachFromDisposeScope(), delta.detach().clone().DetachFromDisposeScope());
     }
 
     /// <summary>k*: the MLP key at the subject's last token, averaged over the context templates.</summary>

@@ -1,0 +1,144 @@
+using Rome.Model;
+using Rome.Model.Editing;
+using Rome.Model.Modeling;
+using static TorchSharp.torch;
+
+namespace Rome.Cli.Commands;
+
+internal static class EditCommands
+{
+    /// <summary>Hyper-parameters: --hparams FILE, else the model folder's rome-hparams.json, else defaults; --layer overrides.</summary>
+    private static RomeHyperParameters HyperParameters(CliArgs a, LanguageModel lm)
+    {
+        var hp = a.Get("hparams") is { } file ? RomeHyperParameters.Load(file) : RomeHyperParameters.ForModel(lm.Folder, lm.Layers);
+        if (a.Has("layer")) hp = hp with { Layer = a.Int("layer", hp.Layer) };
+        if (a.Flag("identity-covariance")) hp = hp with { Covariance = "identity" };
+        if (hp.Layer < 0 || hp.Layer >= lm.Layers) throw new RomeException($"--layer {hp.Layer} is out of range (0..{lm.Layers - 1}).");
+        return hp;
+    }
+
+    /// <summary>C for the edited layer, built (with progress) on first use and cached; null for identity.</summary>
+    private static Func<Tensor>? Covariance(LanguageModel lm, RomeHyperParameters hp, string? corpusPath)
+    {
+        if (hp.Covariance == "identity") return null;
+        var corpus = (corpusPath is null ? CovarianceStatistics.DefaultCorpus(lm) : CovarianceStatistics.ReadCorpus(corpusPath)).ToList();
+        return () =>
+        {
+            if (!CovarianceStatistics.IsCached(lm, hp.Layer, corpus, hp.CovarianceTokens, Common.Settings.CacheFolder))
+                Console.Error.WriteLine($"Estimating C for layer {hp.Layer} over {hp.CovarianceTokens:N0} corpus tokens (cached afterwards)...");
+            var started = DateTime.UtcNow;
+            return CovarianceStatistics.GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, Common.Settings.CacheFolder,
+                new Progress<double>(f => Out.Progress(f, "C statistics", DateTime.UtcNow - started)));
+        };
+    }
+
+    public static int Stats(CliArgs a, CancellationToken cancel)
+    {
+        var corpusPath = a.Get("corpus");
+        using var lm = Common.LoadModel(a);
+        var hp = HyperParameters(a, lm);
+        if (a.Has("samples")) hp = hp with { CovarianceTokens = a.Int("samples", hp.CovarianceTokens) };
+        a.EnsureAllUsed();
+        var corpus = (corpusPath is null ? CovarianceStatistics.DefaultCorpus(lm) : CovarianceStatistics.ReadCorpus(corpusPath)).ToList();
+        var started = DateTime.UtcNow;
+        using var c = CovarianceStatistics.GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, Common.Settings.CacheFolder,
+            new Progress<double>(f => Out.Progress(f, "C statistics", DateTime.UtcNow - started)), cancel);
+        Console.WriteLine($"C for layer {hp.Layer}: {c.shape[0]}x{c.shape[1]}, trace {c.trace().item<double>():F2}; cached at " +
+            CovarianceStatistics.CachePath(lm, hp.Layer, CovarianceStatistics.CorpusId(corpus), hp.CovarianceTokens, Common.Settings.CacheFolder));
+        return 0;
+    }
+
+    public static int Edit(CliArgs a, CancellationToken cancel)
+    {
+        var json = a.Flag("json");
+        var request = new EditRequest(a.Require("prompt"), a.Require("subject"), a.Require("target"), a.Get("old-target"));
+        var paraphrases = a.All("paraphrase");
+        var neighbours = a.All("neighbor").Concat(a.All("neighbour")).ToList();
+        var saveEdits = a.Get("save-edits");
+        var loadEdits = a.Get("load-edits");
+        var bake = a.Get("bake");
+        var corpusPath = a.Get("corpus");
+        var seed = a.Int("seed", 0);
+        using var lm = Common.LoadModel(a);
+        var hp = HyperParameters(a, lm);
+        a.EnsureAllUsed();
+        request.Validate();
+
+        using var session = new EditSession(lm);
+        if (loadEdits is not null) Console.Error.WriteLine($"Loaded {session.Import(loadEdits)} earlier edit(s) from {loadEdits}.");
+        var prompts = new List<(string Kind, string Text)> { ("prompt", request.Filled) };
+        prompts.AddRange(paraphrases.Select(p => ("paraphrase", p)));
+        prompts.AddRange(neighbours.Select(p => ("neighbour", p)));
+        var before = Report(lm, session, prompts, request, seed);
+        if (before.Prompts[0].Top[0].Text.Trim() == request.Target.Trim())
+            Console.Error.WriteLine($"Note: the model already predicts '{request.Target}' for this prompt; editing anyway.");
+
+        var editor = new RomeEditor(lm, hp);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var edit = session.Apply(editor, request, Covariance(lm, hp, corpusPath),
+            json ? null : new SyncProgress<EditProgress>(p => Console.Error.WriteLine($"  v* step {p.Step,2}/{p.Steps}: nll {p.Nll:F3}  kl {p.Kl:F4}  decay {p.WeightDecay:F4}  p(target) {p.TargetProbability:P1}")),
+            cancel);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var after = Report(lm, session, prompts, request, seed);
+
+        if (saveEdits is not null) session.Export(saveEdits);
+        if (bake is not null) session.Bake(bake);
+
+        if (json)
+        {
+            Out.WriteJson(new { request, layer = edit.Layer, module = edit.Overlay.Module, seconds, steps = edit.Steps, before, after, savedEdits = saveEdits, baked = bake });
+            return 0;
+        }
+        Console.WriteLine($"\nEdited {edit.Overlay.Module} in {seconds:F2} s ({edit.Steps} v* steps): \"{request.Filled}\" -> '{request.Target}'\n");
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            var (b, f) = (before.Prompts[i], after.Prompts[i]);
+            Console.WriteLine($"[{prompts[i].Kind}] {prompts[i].Text}");
+            Console.WriteLine($"   before: {string.Join(", ", b.Top.Select(t => $"{Out.Show(t.Text)} {t.Probability:P1}"))}");
+            Console.WriteLine($"   after:  {string.Join(", ", f.Top.Select(t => $"{Out.Show(t.Text)} {t.Probability:P1}"))}");
+            Console.WriteLine($"   p(new '{request.Target}') {b.NewTarget:P2} -> {f.NewTarget:P2}" + (b.OldTarget is { } o ? $";  p(old '{request.OldTarget}') {o:P2} -> {f.OldTarget:P2}" : ""));
+        }
+        Console.WriteLine($"\nGeneration before: {before.Generation}\nGeneration after:  {after.Generation}");
+        if (saveEdits is not null) Console.WriteLine($"Edits saved to {saveEdits}");
+        if (bake is not null) Console.WriteLine($"Edited model written to {bake}");
+        return 0;
+    }
+
+    public sealed record PromptReport(string Text, TokenProbability[] Top, double NewTarget, double? OldTarget);
+    public sealed record EditReport(PromptReport[] Prompts, string Generation);
+
+    /// <summary>Top-5 and the probabilities of the new and old targets (whole strings, all tokens) per prompt, and a greedy generation.</summary>
+    private static EditReport Report(LanguageModel lm, EditSession session, List<(string Kind, string Text)> prompts, EditRequest request, int seed)
+    {
+        var iv = session.Interventions();
+        var reports = prompts.Select(p =>
+        {
+            var ids = lm.Encode(p.Text);
+            var prediction = lm.Predict(ids, 5, iv);
+            return new PromptReport(p.Text, prediction.Top, Probability(lm, ids, request.Target, iv),
+                request.OldTarget is { } old ? Probability(lm, ids, old, iv) : null);
+        }).ToArray();
+        var generation = TextGenerator.Generate(lm, request.Filled, new GenerationOptions { MaxTokens = 25, Seed = seed }, iv).Text;
+        return new EditReport(reports, generation);
+    }
+
+    /// <summary>P(" target" | prompt): the product of its tokens' probabilities.</summary>
+    public static double Probability(LanguageModel lm, int[] prompt, string target, Interventions iv)
+    {
+        var targetIds = lm.Tokenizer.Encode(" " + target.Trim());
+        double logP = 0;
+        var ids = prompt.ToList();
+        foreach (var t in targetIds)
+        {
+            using var logProbs = lm.NextTokenLogProbs(ids, iv);
+            logP += logProbs[t].item<float>();
+            ids.Add(t);
+        }
+        return Math.Exp(logP);
+    }
+}
+
+internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -1,0 +1,65 @@
+using Rome.Model.Modeling;
+using Rome.Model.Tracing;
+using Rome.Model.Training;
+
+namespace Rome.Tests;
+
+/// <summary>The committed models/rome-tiny: it loads as the default and knows its facts.</summary>
+public class BundledModelTests : IDisposable
+{
+    private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.BundledModel);
+    private readonly FactCorpus _facts = FactCorpus.ForModel(TestPaths.BundledModel)!;
+
+    public void Dispose() => _lm.Dispose();
+
+    [Fact]
+    public void IsTheConfiguredDefault()
+    {
+        var settings = Rome.Model.RomeSettings.FromFile(Path.Combine(TestPaths.Root, "appsettings.json"));
+        Assert.Equal(Path.GetFullPath(TestPaths.BundledModel), settings.ModelFolder);
+        Assert.True(_lm.Layers >= 6);
+        Assert.True(new FileInfo(Path.Combine(TestPaths.BundledModel, "model.safetensors")).Length <= 40_000_000);
+    }
+
+    [Fact]
+    public void RecallsAFixedSampleOf100TrainedFacts()
+    {
+        // Every 25th fact of the manifest, with its first trained [Y]-final template.
+        var sample = _facts.Facts.Where((_, i) => i % 25 == 0).Take(100)
+            .Select(f => (_facts.Prompts(f).First(p => p.Trained).Prompt, f.Object)).ToList();
+        Assert.Equal(100, sample.Count);
+        var score = Recall.Score(_lm, "sample", sample);
+        Assert.True(score.Rate >= 0.9, score.ToString());
+    }
+
+    [Fact]
+    public void ManifestCoversEnoughFactsAndRelations_WithHeldOutTemplates()
+    {
+        Assert.True(_facts.Facts.Count >= 2000);
+        Assert.True(_facts.Relations.Count >= 20);
+        Assert.All(_facts.Relations, r => Assert.NotEmpty(r.HeldOut));
+        Assert.All(_facts.Relations, r => Assert.Empty(r.Trained.Intersect(r.HeldOut)));
+    }
+
+    [Fact]
+    public void GenerationFromASubjectContinuesWithItsFacts()
+    {
+        var fact = _facts.Facts.First(f => f.Subject == "Tycho Brahe");
+        var text = TextGenerator.Generate(_lm, fact.Subject, new GenerationOptions { MaxTokens = 30 }).Text;
+        var known = _facts.Facts.Where(f => f.Subject == fact.Subject).Select(f => f.Object);
+        Assert.Contains(known, o => text.Contains(o));
+    }
+
+    [Fact]
+    public void TracingAKnownFactSeparatesHighAndLowScores()
+    {
+        var fact = _facts.Facts.First(f => f.Subject == "Nintendo" && f.Relation == "P17");
+        var prompt = _facts.Prompts(fact).First(p => p.Trained).Prompt;
+        var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(_lm, _facts.Facts.Select(f => f.Subject).Distinct());
+        var result = TraceResult.Collect(new CausalTrace(_lm).Run(new TraceRequest { Prompt = prompt, Subject = fact.Subject }, noise));
+        Assert.Equal(" " + fact.Object, result.Setup.Answer);
+        Assert.True(result.Setup.HighScore > 0.5 && result.Setup.LowScore < result.Setup.HighScore / 2, $"high {result.Setup.HighScore}, low {result.Setup.LowScore}");
+        // Restoring the last token's final hidden state restores the clean answer.
+        Assert.Equal(result.Setup.HighScore, result.Scores[TraceKind.Hidden][^1][_lm.Layers - 1], 1e-4);
+    }
+}
