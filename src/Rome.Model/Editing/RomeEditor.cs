@@ -37,11 +37,19 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
 
     public string Module => $"h.{hp.Layer}.mlp.c_proj";
 
-    /// <summary>"{}" and prefixes "generated text. {}" sampled (top-k 5, seeded) from the model.</summary>
-    public List<string> ContextTemplates(int seed = 0, IReadOnlyList<RankOneOverlay>? overlays = null)
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, int), List<string>> TemplateCache = new();
+
+    /// <summary>
+    /// "{}" and prefixes "generated text. {}" sampled (top-k 5, seeded) from the unedited model; cached per model,
+    /// template spec and seed (the original generates them once per process too).
+    /// </summary>
+    public List<string> ContextTemplates(int seed = 0) =>
+        TemplateCache.GetOrAdd((lm.Fingerprint, string.Join(";", hp.ContextTemplates.Select(c => string.Join(",", c))), seed), _ => GenerateTemplates(seed));
+
+    private List<string> GenerateTemplates(int seed)
     {
         var templates = new List<string> { "{}" };
-        var iv = new Interventions { Overlays = overlays ?? [] };
+        var iv = Interventions.None;
         var i = 0;
         foreach (var spec in hp.ContextTemplates)
             for (int n = 0; n < spec[0]; n++, i++)
@@ -66,11 +74,9 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
             throw new RomeException("The prompt and target are longer than the model's context.");
         lm.Tokenizer.FindSpan(filled, request.Subject); // a clear error when the subject cannot be located
 
-        var templates = ContextTemplates(seed, previous);
+        var templates = ContextTemplates(seed);
         using var scope = NewDisposeScope();
-        var kStar = KeyVector(request, templates, previous);
-        var kPrompt = KeyVector(request, ["{}"], previous);
-        var (delta, probability, steps) = ValueDelta(request, templates, targetIds, previous, progress, cancel);
+        var (kStar, kPrompt, delta, probability, steps) = Optimise(request, templates, targetIds, previous, progress, cancel);
 
         var overlay = Update(Module, covariance?.Invoke(), kStar, delta, kPrompt);
         return new AppliedEdit(request, hp.Layer, overlay, probability, steps, templates.ToArray());
@@ -92,23 +98,13 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         return new RankOneOverlay(module, (u / u.dot(mapped ?? kStar)).DetachFromDisposeScope(), delta.detach().clone().DetachFromDisposeScope());
     }
 
-    /// <summary>k*: the MLP key at the subject's last token, averaged over the context templates.</summary>
-    public Tensor KeyVector(EditRequest request, IReadOnlyList<string> templates, IReadOnlyList<RankOneOverlay> previous)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var prompts = templates.Select(t => Fill(t, request)).ToList();
-        var ids = prompts.Select(p => lm.Encode(p.Text)).ToList();
-        Tensor? keys = null;
-        var iv = new Interventions { Overlays = previous }.Capture(HookPoint.MlpKey(hp.Layer), k => keys = k);
-        lm.Model.Forward(Padded(ids), iv);
-        var rows = arange(prompts.Count, device: lm.Device);
-        var positions = tensor(prompts.Select(p => (long)p.LastSubjectToken).ToArray(), device: lm.Device);
-        return keys![rows, positions].mean([0]).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>The v* optimisation: returns δ = v* − v0, the final target probability and the steps taken.</summary>
-    private (Tensor Delta, double Probability, int Steps) ValueDelta(
+    /// <summary>
+    /// Reads the keys and optimises v*. Returns k* (the key at the subject's last token averaged over the
+    /// rewriting prompts), the bare prompt's own key, δ = v* − v0, the final target probability and the steps.
+    /// The keys come from the first, unedited pass: the subject precedes the target tokens, so under causal
+    /// attention they are the keys of the prompts alone.
+    /// </summary>
+    private (Tensor KStar, Tensor KPrompt, Tensor Delta, double Probability, int Steps) Optimise(
         EditRequest request, IReadOnlyList<string> templates, int[] targetIds, IReadOnlyList<RankOneOverlay> previous,
         IProgress<EditProgress>? progress, CancellationToken cancel)
     {
@@ -138,15 +134,24 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         using var positionIndex = tensor(positions.ToArray(), device: lm.Device);
         using var targetIndex = tensor(targets.ToArray(), device: lm.Device);
 
-        Tensor v0;
-        Tensor klInit;
+        // δ enters the residual stream additively after block L, so everything up to there is computed once
+        // and each step runs only blocks L+1.. on (residual + δ at the subject's last token).
+        Tensor v0, klInit, residual, kStar, kPrompt;
         using (var s0 = NewDisposeScope())
         using (no_grad())
         {
-            Tensor? output = null;
-            var iv = new Interventions { Overlays = previous }.Capture(HookPoint.Mlp(hp.Layer), o => output = o);
+            Tensor? output = null, resid = null, keys = null;
+            var iv = new Interventions { Overlays = previous }
+                .Capture(HookPoint.MlpKey(hp.Layer), k => keys = k)
+                .Capture(HookPoint.Mlp(hp.Layer), o => output = o)
+                .Capture(HookPoint.Resid(hp.Layer), r => resid = r);
             var hidden = lm.Model.FinalHidden(ids, iv);
+            var promptRows = arange(rewriting.Count, device: lm.Device);
+            var subjectKeys = keys![promptRows, tensor(lookup[..rewriting.Count], device: lm.Device)];
+            kStar = subjectKeys.mean([0]).MoveToOuterDisposeScope();
+            kPrompt = subjectKeys[0].MoveToOuterDisposeScope(); // templates[0] is "{}": the bare prompt
             v0 = output![0, lookup[0]].MoveToOuterDisposeScope();
+            residual = resid!.MoveToOuterDisposeScope();
             klInit = hidden[batch - 1, klPosition].matmul(lm.Model.TokenEmbedding.t()).log_softmax(-1).MoveToOuterDisposeScope();
         }
 
@@ -160,8 +165,7 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         {
             cancel.ThrowIfCancellationRequested();
             using var s = NewDisposeScope();
-            var iv = new Interventions { Overlays = previous }.Hook(HookPoint.Mlp(hp.Layer), o => o + mask * delta);
-            var hidden = lm.Model.FinalHidden(ids, iv);
+            var hidden = lm.Model.FinalHiddenFrom(hp.Layer + 1, residual + mask * delta, new Interventions { Overlays = previous });
             var logProbs = hidden[rowIndex, positionIndex].matmul(lm.Model.TokenEmbedding.t()).log_softmax(-1);
             var picked = logProbs.gather(1, targetIndex.unsqueeze(1)).squeeze(1);
             // Mean over prompts of the per-token mean NLL of the target.
@@ -184,7 +188,8 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         }
         klInit.Dispose();
         v0.Dispose();
-        return (delta.detach().clone().MoveToOuterDisposeScope(), probability, Math.Min(step + 1, hp.Steps));
+        residual.Dispose();
+        return (kStar, kPrompt, delta.detach().clone().MoveToOuterDisposeScope(), probability, Math.Min(step + 1, hp.Steps));
     }
 
     private (string Text, int LastSubjectToken) Fill(string template, EditRequest request)

@@ -59,6 +59,13 @@ public sealed class Gpt2Model : nn.Module
         return ln_f.forward(Residual(ids, iv ?? Interventions.None, null, 0, null)).MoveToOuterDisposeScope();
     }
 
+    /// <summary><see cref="FinalHidden"/> from the residual stream entering block <paramref name="fromLayer"/>.</summary>
+    public Tensor FinalHiddenFrom(int fromLayer, Tensor input, Interventions? iv = null)
+    {
+        using var scope = NewDisposeScope();
+        return ln_f.forward(Residual(null, iv ?? Interventions.None, null, fromLayer, input)).MoveToOuterDisposeScope();
+    }
+
     private Tensor Residual(Tensor? ids, Interventions iv, KvCache? cache, int fromLayer, Tensor? input)
     {
         Tensor x;
