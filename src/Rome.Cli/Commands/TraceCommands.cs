@@ -55,7 +55,19 @@ internal static class TraceCommands
         });
         var result = TraceResult.Collect(events);
         var setup = result.Setup;
-        if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value) }); return 0; }
+        double[]? severedShare = null;
+        if (request.Sever is not null && result.Scores.TryGetValue(TraceKind.Hidden, out var severedGrid))
+        {
+            // The same hidden-state trace without severing: how much of each layer's effect at the last subject token is lost.
+            var plain = TraceResult.Collect(new CausalTrace(lm).Run(request with { Sever = null, Kinds = [TraceKind.Hidden] }, noise, cancel));
+            var last = setup.Subject.Last;
+            severedShare = Enumerable.Range(0, lm.Layers).Select(l =>
+            {
+                var full = plain.IndirectEffect(TraceKind.Hidden, last, l);
+                return full > 1e-6 ? 1 - (severedGrid[last][l] - setup.LowScore) / full : 0;
+            }).ToArray();
+        }
+        if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value), severedShareOfEffectLost = severedShare }); return 0; }
         if (csv)
         {
             var sb = new StringBuilder("kind,token_index,token,subject,layer,score,indirect_effect\n");
@@ -78,6 +90,9 @@ internal static class TraceCommands
                 Console.WriteLine($"  {(setup.Subject.Contains(t) ? "*" : " ")}{Out.Show(setup.Tokens[t]),-16} |{bar}|  max {grid[t].Max():F3} at layer {Array.IndexOf(grid[t], grid[t].Max())}");
             }
         }
+        if (severedShare is not null)
+            Console.WriteLine($"\nShare of the hidden-state effect at the last subject token lost when its later {request.Sever} sublayers are frozen, per layer: " +
+                string.Join(" ", severedShare.Select(x => x.ToString("P0", CultureInfo.InvariantCulture))));
         return 0;
     }
 

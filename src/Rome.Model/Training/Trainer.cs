@@ -13,7 +13,7 @@ public sealed record TrainingOptions
     public int Width { get; init; } = 128;
     public int Heads { get; init; } = 4;
     public int Positions { get; init; } = 64;
-    public int Steps { get; init; } = 6000;
+    public int Steps { get; init; } = 5000;
     public int BatchSize { get; init; } = 32;
     public double LearningRate { get; init; } = 2e-3;
     public int WarmupSteps { get; init; } = 200;
