@@ -14,6 +14,9 @@ var settings = new RomeSettings { BaseDirectory = rootSettings is null ? builder
 builder.Configuration.GetSection("Rome").Bind(settings);
 builder.Services.AddSingleton(settings);
 builder.Services.AddSingleton<ModelHost>();
+builder.Services.AddSingleton<JobQueue>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<JobQueue>());
+builder.Services.AddScoped<UserSession>();
 
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();

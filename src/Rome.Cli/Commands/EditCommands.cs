@@ -69,7 +69,7 @@ internal static class EditCommands
         var prompts = new List<(string Kind, string Text)> { ("prompt", request.Filled) };
         prompts.AddRange(paraphrases.Select(p => ("paraphrase", p)));
         prompts.AddRange(neighbours.Select(p => ("neighbour", p)));
-        var before = Report(lm, session, prompts, request, seed);
+        var before = EditComparison.Measure(lm, session.Interventions(), request, prompts, seed);
         if (before.Prompts[0].Top[0].Text.Trim() == request.Target.Trim())
             Console.Error.WriteLine($"Note: the model already predicts '{request.Target}' for this prompt; editing anyway.");
 
@@ -79,7 +79,7 @@ internal static class EditCommands
             json ? null : new SyncProgress<EditProgress>(p => Console.Error.WriteLine($"  v* step {p.Step,2}/{p.Steps}: nll {p.Nll:F3}  kl {p.Kl:F4}  decay {p.WeightDecay:F4}  p(target) {p.TargetProbability:P1}")),
             cancel);
         var seconds = clock.Elapsed.TotalSeconds;
-        var after = Report(lm, session, prompts, request, seed);
+        var after = EditComparison.Measure(lm, session.Interventions(), request, prompts, seed);
 
         if (saveEdits is not null) session.Export(saveEdits);
         if (bake is not null) session.Bake(bake);
@@ -102,39 +102,6 @@ internal static class EditCommands
         if (saveEdits is not null) Console.WriteLine($"Edits saved to {saveEdits}");
         if (bake is not null) Console.WriteLine($"Edited model written to {bake}");
         return 0;
-    }
-
-    public sealed record PromptReport(string Text, TokenProbability[] Top, double NewTarget, double? OldTarget);
-    public sealed record EditReport(PromptReport[] Prompts, string Generation);
-
-    /// <summary>Top-5 and the probabilities of the new and old targets (whole strings, all tokens) per prompt, and a greedy generation.</summary>
-    private static EditReport Report(LanguageModel lm, EditSession session, List<(string Kind, string Text)> prompts, EditRequest request, int seed)
-    {
-        var iv = session.Interventions();
-        var reports = prompts.Select(p =>
-        {
-            var ids = lm.Encode(p.Text);
-            var prediction = lm.Predict(ids, 5, iv);
-            return new PromptReport(p.Text, prediction.Top, Probability(lm, ids, request.Target, iv),
-                request.OldTarget is { } old ? Probability(lm, ids, old, iv) : null);
-        }).ToArray();
-        var generation = TextGenerator.Generate(lm, request.Filled, new GenerationOptions { MaxTokens = 25, Seed = seed }, iv).Text;
-        return new EditReport(reports, generation);
-    }
-
-    /// <summary>P(" target" | prompt): the product of its tokens' probabilities.</summary>
-    public static double Probability(LanguageModel lm, int[] prompt, string target, Interventions iv)
-    {
-        var targetIds = lm.Tokenizer.Encode(" " + target.Trim());
-        double logP = 0;
-        var ids = prompt.ToList();
-        foreach (var t in targetIds)
-        {
-            using var logProbs = lm.NextTokenLogProbs(ids, iv);
-            logP += logProbs[t].item<float>();
-            ids.Add(t);
-        }
-        return Math.Exp(logP);
     }
 }
 

@@ -9,15 +9,8 @@ namespace Rome.Cli.Commands;
 
 internal static class TraceCommands
 {
-    /// <summary>ν from "--noise": "3s" means 3 x σ of subject embeddings, a plain number is ν itself.</summary>
-    public static double Noise(CliArgs a, LanguageModel lm)
-    {
-        var text = a.Get("noise", "3s");
-        if (text.EndsWith('s') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var times) && times > 0)
-            return times * NoiseLevel.SubjectStd(lm, Common.Settings.CacheFolder, Common.DataFolder(a));
-        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var nu) && nu > 0) return nu;
-        throw new RomeException($"--noise must be like 3s (3 x the subject embedding std) or a positive number, not '{text}'.");
-    }
+    public static double Noise(CliArgs a, LanguageModel lm) =>
+        NoiseLevel.Parse(a.Get("noise", "3s"), () => NoiseLevel.SubjectStd(lm, Common.Settings.CacheFolder, Common.DataFolder(a)));
 
     private static TraceKind Kind(string text) => text.ToLowerInvariant() switch
     {

@@ -15,6 +15,19 @@ public static class NoiseLevel
 {
     public const double Multiplier = 3.0;
 
+    /// <summary>
+    /// ν from text: "3s" is 3 x σ of subject embeddings (<paramref name="sigma"/>, computed only then); a plain
+    /// positive number is ν itself.
+    /// </summary>
+    public static double Parse(string text, Func<double> sigma)
+    {
+        text = text.Trim();
+        if (text.EndsWith('s') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var times) && times > 0)
+            return times * sigma();
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var nu) && nu > 0) return nu;
+        throw new RomeException($"The noise must be like 3s (3 x the subject embedding std) or a positive number, not '{text}'.");
+    }
+
     /// <summary>σ of the subject-token embeddings of <paramref name="subjects"/>.</summary>
     public static double EmbeddingStd(LanguageModel lm, IEnumerable<string> subjects)
     {

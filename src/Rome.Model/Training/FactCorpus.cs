@@ -134,6 +134,29 @@ public sealed class FactCorpus
             yield return (RelationTemplates.Prompt(t).Replace("[X]", fact.Subject), false);
     }
 
+    /// <summary>
+    /// Prompts to check an edit of <paramref name="subject"/> with: paraphrases (the relation's other [Y]-final
+    /// templates, trained and held-out) of the fact whose template gives <paramref name="prompt"/> ("{}" for the
+    /// subject), and neighbourhood prompts (other subjects with the same relation and object). Empty when the
+    /// prompt matches no fact of the subject.
+    /// </summary>
+    public (List<string> Paraphrases, List<string> Neighbours, Fact? Fact) EditSuggestions(string prompt, string subject, int neighbours = 3)
+    {
+        var filled = prompt.Replace("{}", subject).Trim();
+        foreach (var fact in Facts.Where(f => f.Subject == subject))
+        {
+            var prompts = Prompts(fact).Select(p => p.Prompt).ToList();
+            if (!prompts.Contains(filled)) continue;
+            var template = ByRelation[fact.Relation].Trained.Concat(ByRelation[fact.Relation].HeldOut)
+                .Where(RelationTemplates.EndsWithObject).Select(RelationTemplates.Prompt)
+                .First(t => t.Replace("[X]", subject) == filled);
+            var others = Facts.Where(f => f.Relation == fact.Relation && f.Object == fact.Object && f.Subject != subject)
+                .Take(neighbours).Select(f => template.Replace("[X]", f.Subject)).ToList();
+            return (prompts.Where(p => p != filled).ToList(), others, fact);
+        }
+        return ([], [], null);
+    }
+
     /// <summary>All sentences stating facts with trained templates: the text C is estimated on.</summary>
     public IEnumerable<string> TrainingSentences() =>
         Facts.SelectMany(f => ByRelation[f.Relation].Trained.Select(t => RelationTemplates.Render(t, f.Subject, f.Object)));

@@ -1,0 +1,157 @@
+using Rome.Model;
+
+namespace Rome.Web.Services;
+
+/// <summary>A queued piece of heavy work (a trace, an edit, an evaluation) and where it stands.</summary>
+public sealed class Job
+{
+    internal Job(string session, string label, Func<CancellationToken, Task> run, CancellationToken cancel)
+    {
+        Session = session;
+        Label = label;
+        Run = run;
+        Cancel = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+    }
+
+    public string Session { get; }
+    public string Label { get; }
+    internal Func<CancellationToken, Task> Run { get; }
+    internal CancellationTokenSource Cancel { get; }
+    internal TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public bool Started { get; internal set; }
+
+    /// <summary>Completes when the job has run (or faulted, or was cancelled).</summary>
+    public Task Completion => Done.Task;
+
+    public void CancelJob() => Cancel.Cancel();
+}
+
+/// <summary>
+/// One queue for the heavy work of every browser session, served by a configured number of workers (Rome:Workers).
+/// Fair between sessions: workers take the oldest job of the next session in turn, so one user's queue never starves
+/// another's. Each session may queue a limited number of jobs (Rome:MaxQueuedJobsPerSession). Cancelling a session's
+/// token (its circuit closed) cancels its running job and drops its queued ones.
+/// </summary>
+public sealed class JobQueue : BackgroundService
+{
+    private readonly Lock _lock = new();
+    private readonly List<string> _sessions = []; // round-robin order
+    private readonly Dictionary<string, Queue<Job>> _queues = new();
+    private readonly SemaphoreSlim _available = new(0);
+    private readonly int _workers;
+    private readonly int _perSession;
+    private readonly ILogger<JobQueue> _log;
+    private int _next;
+
+    public JobQueue(IConfiguration configuration, ILogger<JobQueue> log)
+    {
+        _workers = Math.Max(1, configuration.GetValue("Rome:Workers", 1));
+        _perSession = Math.Max(1, configuration.GetValue("Rome:MaxQueuedJobsPerSession", 3));
+        _log = log;
+    }
+
+    /// <summary>Raised whenever positions change (a job queued, started or finished).</summary>
+    public event Action? Changed;
+
+    /// <summary>Queues work for a session. Throws a <see cref="RomeException"/> when the session's queue is full.</summary>
+    public Job Enqueue(string session, string label, Func<CancellationToken, Task> run, CancellationToken cancel)
+    {
+        var job = new Job(session, label, run, cancel);
+        lock (_lock)
+        {
+            if (!_queues.TryGetValue(session, out var queue)) { _queues[session] = queue = new(); _sessions.Add(session); }
+            if (queue.Count >= _perSession)
+                throw new RomeException($"You already have {queue.Count} jobs waiting; wait for them to finish or cancel one.");
+            queue.Enqueue(job);
+        }
+        job.Cancel.Token.Register(() => Drop(job));
+        _available.Release();
+        Changed?.Invoke();
+        return job;
+    }
+
+    /// <summary>How many jobs run before this one (0: it is running or next).</summary>
+    public int PositionOf(Job job)
+    {
+        if (job.Started) return 0;
+        lock (_lock)
+        {
+            // Simulate the round-robin order from the current turn.
+            var copies = _sessions.ToDictionary(s => s, s => new Queue<Job>(_queues[s]));
+            var position = 0;
+            for (int turn = _next, guard = 0; guard < 100_000; turn++, guard++)
+            {
+                if (_sessions.Count == 0) break;
+                var session = _sessions[turn % _sessions.Count];
+                if (!copies[session].TryDequeue(out var candidate)) { if (copies.Values.All(q => q.Count == 0)) break; continue; }
+                if (candidate == job) return position;
+                position++;
+            }
+            return position;
+        }
+    }
+
+    private void Drop(Job job)
+    {
+        bool removed;
+        lock (_lock)
+        {
+            removed = _queues.TryGetValue(job.Session, out var queue) && queue.Contains(job);
+            if (removed) _queues[job.Session] = new Queue<Job>(queue!.Where(j => j != job));
+        }
+        if (removed)
+        {
+            job.Done.TrySetCanceled();
+            Changed?.Invoke();
+        }
+    }
+
+    private Job? Take()
+    {
+        lock (_lock)
+        {
+            for (int i = 0; i < _sessions.Count; i++)
+            {
+                var session = _sessions[(_next + i) % _sessions.Count];
+                if (_queues[session].TryDequeue(out var job))
+                {
+                    _next = (_next + i + 1) % Math.Max(1, _sessions.Count);
+                    job.Started = true;
+                    return job;
+                }
+            }
+            // Forget sessions with nothing queued.
+            foreach (var s in _sessions.Where(s => _queues[s].Count == 0).ToList()) { _sessions.Remove(s); _queues.Remove(s); }
+            _next = 0;
+            return null;
+        }
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stopping) =>
+        Task.WhenAll(Enumerable.Range(0, _workers).Select(_ => Task.Run(() => Work(stopping), stopping)));
+
+    private async Task Work(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try { await _available.WaitAsync(stopping); }
+            catch (OperationCanceledException) { return; }
+            var job = Take();
+            if (job is null) continue;
+            Changed?.Invoke();
+            try
+            {
+                job.Cancel.Token.ThrowIfCancellationRequested();
+                await job.Run(job.Cancel.Token);
+                job.Done.TrySetResult();
+            }
+            catch (OperationCanceledException) { job.Done.TrySetCanceled(); }
+            catch (Exception e)
+            {
+                if (e is not RomeException) _log.LogError(e, "Job {Label} failed", job.Label);
+                job.Done.TrySetException(e);
+            }
+            finally { Changed?.Invoke(); }
+        }
+    }
+}

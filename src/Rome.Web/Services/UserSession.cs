@@ -1,0 +1,31 @@
+using Rome.Model.Editing;
+
+namespace Rome.Web.Services;
+
+/// <summary>
+/// One browser tab's state (a scoped service lives as long as its Blazor circuit): its own stack of edits on the
+/// shared model, and a token that cancels its jobs when the tab closes. Edits vanish with the tab unless exported.
+/// </summary>
+public sealed class UserSession : IDisposable
+{
+    private readonly CancellationTokenSource _closed = new();
+    private readonly Lazy<EditSession> _edits;
+
+    public UserSession(ModelHost host)
+    {
+        Host = host;
+        _edits = new(() => new EditSession(host.Require()));
+    }
+
+    public string Id { get; } = Guid.NewGuid().ToString("N");
+    public ModelHost Host { get; }
+    public EditSession Edits => _edits.Value;
+    public CancellationToken Closed => _closed.Token;
+
+    public void Dispose()
+    {
+        _closed.Cancel();
+        if (_edits.IsValueCreated) _edits.Value.Dispose();
+        _closed.Dispose();
+    }
+}

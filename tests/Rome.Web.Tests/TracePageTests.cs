@@ -1,0 +1,62 @@
+using Microsoft.Playwright;
+
+namespace Rome.Web.Tests;
+
+[Collection("web")]
+public class TracePageTests(WebAppFixture app)
+{
+    [Fact]
+    public async Task HomeNamesTheBundledModel()
+    {
+        var page = await app.OpenAsync("/");
+        Assert.Equal("rome-tiny", (await page.Locator("[data-testid=model-name]").InnerTextAsync()).Trim());
+    }
+
+    [Fact]
+    public async Task TracingAKnownFactFillsAllThreeHeatmaps()
+    {
+        var page = await app.OpenAsync("/trace");
+        await page.Locator("[data-testid=trace-prompt]").FillAsync("Nintendo is located in");
+        await page.Locator("[data-testid=trace-subject]").FillAsync("Nintendo");
+        await page.Locator("[data-testid=trace-run]").ClickAsync();
+        foreach (var kind in new[] { "hidden", "mlp", "attn" })
+        {
+            var map = page.Locator($"[data-testid=trace-heatmap-{kind}][data-state=done]");
+            await map.WaitForAsync(new() { Timeout = 60_000 });
+            Assert.Equal("24", await map.GetAttributeAsync("data-cells")); // 4 tokens x 6 layers
+        }
+        await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync();
+        Assert.Contains("Japan", await page.Locator("[data-testid=trace-answer]").InnerTextAsync());
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "trace.png"), FullPage = true });
+    }
+
+    [Fact]
+    public async Task ASubjectMissingFromThePromptShowsItsMessageAndThePageKeepsWorking()
+    {
+        var page = await app.OpenAsync("/trace");
+        await page.Locator("[data-testid=trace-prompt]").FillAsync("Nintendo is located in");
+        await page.Locator("[data-testid=trace-subject]").FillAsync("Toyota");
+        await page.Locator("[data-testid=trace-run]").ClickAsync();
+        await page.Locator("[data-testid=trace-error]").WaitForAsync();
+        Assert.Contains("does not occur", await page.Locator("[data-testid=trace-error]").InnerTextAsync());
+
+        await page.Locator("[data-testid=trace-subject]").FillAsync("Nintendo");
+        await page.Locator("[data-testid=trace-run]").ClickAsync();
+        await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 60_000 });
+    }
+}
+
+/// <summary>Screenshots the suite takes for the README (docs/screenshots).</summary>
+public static class Screenshots
+{
+    public static string Folder
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Rome.sln")))
+                    return Directory.CreateDirectory(Path.Combine(dir.FullName, "docs", "screenshots")).FullName;
+            return Path.GetTempPath();
+        }
+    }
+}
