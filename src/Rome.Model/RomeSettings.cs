@@ -11,6 +11,8 @@ public sealed class RomeSettings
     /// <summary>The model folder (Hugging Face GPT-2 layout). Default: the bundled model.</summary>
     public string ModelPath { get; set; } = "models/rome-tiny";
     public string Device { get; set; } = "cpu";
+    /// <summary>Weights' dtype: float32 (default), float16 or bfloat16.</summary>
+    public string Dtype { get; set; } = "float32";
     /// <summary>Folder holding <c>pararel/</c> and <c>rome/known_1000.json</c>.</summary>
     public string DataPath { get; set; } = "../shared/data";
     /// <summary>Where caches (noise level, covariance statistics, context templates) are written.</summary>

@@ -101,3 +101,20 @@ public class ModelTests : IDisposable
         }
     }
 }
+
+public class DtypeTests
+{
+    [Fact]
+    public void LoadsInFloat16CloseToFloat32_AndRejectsUnknownTypes()
+    {
+        using var full = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
+        using var half = LanguageModel.Load(TestPaths.Fixture("gpt2-random"), dtype: "float16");
+        int[] ids = [464, 3139, 286, 4881, 318];
+        using var a = full.NextTokenLogProbs(ids);
+        using var b = half.NextTokenLogProbs(ids);
+        Assert.Equal(TorchSharp.torch.ScalarType.Float16, half.Model.TokenEmbedding.dtype);
+        var error = (a - b).abs().max().item<float>();
+        Assert.True(error < 0.05, $"float16 log-probabilities differ by {error}");
+        Assert.Throws<Rome.Model.RomeException>(() => LanguageModel.Load(TestPaths.Fixture("gpt2-random"), dtype: "int8"));
+    }
+}

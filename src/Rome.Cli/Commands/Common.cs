@@ -10,7 +10,7 @@ internal static class Common
     /// <summary>--model, else the configured model (the bundled one by default).</summary>
     public static string ModelFolder(CliArgs a) => a.Get("model") is { } m ? Path.GetFullPath(m) : Settings.ModelFolder;
 
-    public static LanguageModel LoadModel(CliArgs a) => LanguageModel.Load(ModelFolder(a), a.Get("device", Settings.Device));
+    public static LanguageModel LoadModel(CliArgs a) => LanguageModel.Load(ModelFolder(a), a.Get("device", Settings.Device), a.Get("dtype", Settings.Dtype));
 
     public static string DataFolder(CliArgs a) => a.Get("data") is { } d ? Path.GetFullPath(d) : Settings.DataFolder;
 }

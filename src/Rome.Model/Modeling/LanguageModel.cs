@@ -28,15 +28,25 @@ public sealed class LanguageModel : IDisposable
         Device = device ?? CPU;
     }
 
-    /// <summary>Loads a Hugging Face GPT-2 folder. <paramref name="device"/> is "cpu" or "cuda" (where the CUDA build is installed).</summary>
-    public static LanguageModel Load(string folder, string device = "cpu")
+    /// <summary>
+    /// Loads a Hugging Face GPT-2 folder. <paramref name="device"/> is "cpu" or "cuda" (where TorchSharp's CUDA build
+    /// is installed); <paramref name="dtype"/> is "float32" (default), "float16" or "bfloat16".
+    /// </summary>
+    public static LanguageModel Load(string folder, string device = "cpu", string dtype = "float32")
     {
         Device dev;
         try { dev = torch.device(device); }
         catch (Exception e) { throw new RomeException($"Unknown device '{device}': {e.Message}"); }
         if (dev.type == DeviceType.CUDA && !cuda.is_available())
             throw new RomeException("Device 'cuda' was asked for, but CUDA is not available (the CPU build of TorchSharp is installed).");
-        var model = Checkpoint.Load(folder, dev);
+        var type = dtype.ToLowerInvariant() switch
+        {
+            "float32" or "fp32" => ScalarType.Float32,
+            "float16" or "fp16" => ScalarType.Float16,
+            "bfloat16" or "bf16" => ScalarType.BFloat16,
+            _ => throw new RomeException($"Unknown dtype '{dtype}' (float32, float16 or bfloat16)."),
+        };
+        var model = Checkpoint.Load(folder, dev, type);
         return new LanguageModel(model, TextTokenizer.ForModel(folder), folder, Checkpoint.Fingerprint(folder), dev);
     }
 

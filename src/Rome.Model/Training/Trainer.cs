@@ -107,12 +107,10 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
             optimizer.step();
 
             var now = elapsed + clock.Elapsed;
+            var value = loss.item<float>();
             if (step % 20 == 0 || step == options.Steps - 1)
-            {
-                var value = loss.item<float>();
                 File.AppendAllText(Path.Combine(folder, LossLog), string.Create(CultureInfo.InvariantCulture, $"{step},{value:F4},{lr:G4},{now.TotalSeconds:F1}\n"));
-                progress?.Report(new TrainingProgress(step + 1, options.Steps, value, lr, now));
-            }
+            progress?.Report(new TrainingProgress(step + 1, options.Steps, value, lr, now));
             if ((step + 1) % options.CheckpointEvery == 0 || step == options.Steps - 1)
                 Save(model, optimizer, folder, step + 1, now);
         }

@@ -19,7 +19,7 @@ public sealed class ModelHost : IDisposable
         {
             try
             {
-                var lm = LanguageModel.Load(settings.ModelFolder, settings.Device);
+                var lm = LanguageModel.Load(settings.ModelFolder, settings.Device, settings.Dtype);
                 Facts = FactCorpus.ForModel(lm.Folder);
                 log.LogInformation("Loaded model {Name} from {Folder} ({Parameters:N0} parameters)", lm.Name, lm.Folder, lm.ParameterCount);
                 return lm;

@@ -1,0 +1,53 @@
+using System.Text.Json;
+using Rome.Model.Modeling;
+using Rome.Model.Training;
+
+namespace Rome.Tests;
+
+public class TrainerTests
+{
+    private static readonly TrainingOptions Tiny = new()
+    {
+        Layers = 1, Width = 16, Heads = 2, Positions = 32, BatchSize = 2, Steps = 4, CheckpointEvery = 2, WarmupSteps = 1, SampledNegatives = 16,
+    };
+
+    private static FactCorpus Corpus() => FactCorpus.Build(TestPaths.Data, perRelation: 3, seed: 1);
+
+    [Fact]
+    public void TheCorpusFollowsItsRules()
+    {
+        var corpus = Corpus();
+        Assert.True(corpus.Relations.Count >= 20);
+        Assert.All(corpus.Relations, r => Assert.NotEmpty(r.HeldOut));
+        Assert.All(corpus.Relations, r => Assert.All(r.HeldOut, t => Assert.True(RelationTemplates.EndsWithObject(t))));
+        Assert.DoesNotContain(corpus.Facts, f => f.Relation is "P530" or "P47");
+        Assert.Equal(corpus.Facts.Count, corpus.Facts.DistinctBy(f => (f.Subject, f.Relation)).Count());
+        Assert.Equal("The capital of France is", RelationTemplates.Prompt("The capital of [X] is [Y] .").Replace("[X]", "France"));
+    }
+
+    [Fact]
+    public void TrainingIsSeeded_ResumesFromItsCheckpoint_AndCancellationKeepsTheLastCheckpoint()
+    {
+        var corpus = Corpus();
+        var straight = TestPaths.TempFolder();
+        new Trainer(corpus, Tiny).Train(straight).Dispose();
+
+        // The same run in two halves (cancelled after step 2, then resumed) ends with the same weights.
+        var halves = TestPaths.TempFolder();
+        using (var cancel = new CancellationTokenSource())
+        {
+            var progress = new SyncProgress<TrainingProgress>(p => { if (p.Step >= 3) cancel.Cancel(); });
+            Assert.ThrowsAny<OperationCanceledException>(() => new Trainer(corpus, Tiny with { CheckpointEvery = 2 }).Train(halves, progress, cancel.Token));
+        }
+        var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(halves, Trainer.StateFile))).RootElement.GetProperty("step").GetInt32();
+        Assert.Equal(2, state);
+        using (var partial = LanguageModel.Load(halves)) { } // the kept checkpoint loads
+        new Trainer(corpus, Tiny).Train(halves).Dispose();
+
+        using var a = LanguageModel.Load(straight);
+        using var b = LanguageModel.Load(halves);
+        using var la = a.NextTokenLogProbs([464, 3139, 286]);
+        using var lb = b.NextTokenLogProbs([464, 3139, 286]);
+        Assert.True(la.allclose(lb, atol: 1e-4), "a resumed run must end where an uninterrupted one does");
+    }
+}

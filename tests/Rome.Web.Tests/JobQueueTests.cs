@@ -1,0 +1,65 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging.Abstractions;
+using Rome.Model;
+using Rome.Web.Services;
+
+namespace Rome.Web.Tests;
+
+public class JobQueueTests
+{
+    private static JobQueue Queue(int perSession = 3) => new(
+        new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Rome:Workers"] = "1", ["Rome:MaxQueuedJobsPerSession"] = perSession.ToString() }).Build(),
+        NullLogger<JobQueue>.Instance);
+
+    [Fact]
+    public async Task SessionsTakeTurns_AndPositionsFollowThatOrder()
+    {
+        var queue = Queue();
+        var order = new List<string>();
+        var gate = new TaskCompletionSource();
+        Job Add(string session, string label, Func<Task>? body = null) =>
+            queue.Enqueue(session, label, async _ => { lock (order) order.Add(label); if (body is not null) await body(); }, CancellationToken.None);
+
+        var blocker = Add("a", "a1", () => gate.Task);
+        var a2 = Add("a", "a2");
+        var a3 = Add("a", "a3");
+        var b1 = Add("b", "b1");
+        using var stop = new CancellationTokenSource();
+        await queue.StartAsync(stop.Token);
+        while (!blocker.Started) await Task.Delay(10);
+        Assert.Equal(0, queue.PositionOf(b1));   // b goes next: sessions take turns
+        Assert.Equal(1, queue.PositionOf(a2));
+        Assert.Equal(2, queue.PositionOf(a3));
+        gate.SetResult();
+        await Task.WhenAll(a2.Completion, a3.Completion, b1.Completion);
+        Assert.Equal(["a1", "b1", "a2", "a3"], order);
+        await queue.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task ASessionsQueueIsLimited_AndClosingItCancelsWhatIsQueued()
+    {
+        var queue = Queue(perSession: 2);
+        using var closed = new CancellationTokenSource();
+        var first = queue.Enqueue("a", "1", _ => Task.CompletedTask, closed.Token);
+        var second = queue.Enqueue("a", "2", _ => Task.CompletedTask, closed.Token);
+        Assert.Contains("already have", Assert.Throws<RomeException>(() => queue.Enqueue("a", "3", _ => Task.CompletedTask, closed.Token)).Message);
+        closed.Cancel();   // the tab closed before any worker started
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.Completion);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => second.Completion);
+        queue.Enqueue("a", "4", _ => Task.CompletedTask, CancellationToken.None); // room again
+    }
+
+    [Fact]
+    public async Task AFailingJobReportsItsErrorAndTheQueueGoesOn()
+    {
+        var queue = Queue();
+        using var stop = new CancellationTokenSource();
+        await queue.StartAsync(stop.Token);
+        var bad = queue.Enqueue("a", "bad", _ => throw new RomeException("nope"), CancellationToken.None);
+        var good = queue.Enqueue("a", "good", _ => Task.CompletedTask, CancellationToken.None);
+        Assert.Equal("nope", (await Assert.ThrowsAsync<RomeException>(() => bad.Completion)).Message);
+        await good.Completion;
+        await queue.StopAsync(CancellationToken.None);
+    }
+}
