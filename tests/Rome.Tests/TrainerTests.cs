@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Rome.Model;
 using Rome.Model.Modeling;
 using Rome.Model.Training;
 

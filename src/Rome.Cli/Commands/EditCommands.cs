@@ -105,7 +105,3 @@ internal static class EditCommands
     }
 }
 
-internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
-}

@@ -74,20 +74,14 @@ public static class CovarianceStatistics
             cancel.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var length = batch.Max(b => b.Length);
-            var ids = new long[batch.Length, length];
-            var valid = new bool[batch.Length, length];
-            for (int b = 0; b < batch.Length; b++)
-                for (int t = 0; t < length; t++)
-                {
-                    ids[b, t] = t < batch[b].Length ? batch[b][t] : TextTokenizer.EndOfText;
-                    valid[b, t] = t < batch[b].Length;
-                }
+            var ids = lm.Padded(batch);
+            using var lengths = tensor(batch.Select(b => (long)b.Length).ToArray(), device: lm.Device);
+            var valid = arange(ids.shape[1], device: lm.Device).unsqueeze(0) < lengths.unsqueeze(1);
             Tensor? keys = null;
             // Only the blocks up to the layer are needed: stop the pass there.
             var iv = new Interventions().Hook(HookPoint.MlpKey(layer), k => { keys = k.detach().clone().MoveToOuterDisposeScope(); throw new StopForward(); });
-            try { lm.Model.Forward(tensor(ids, device: lm.Device), iv); } catch (StopForward) { }
-            var rows = keys!.reshape(-1, width)[tensor(valid, device: lm.Device).flatten()].to(float64);
+            try { lm.Model.Forward(ids, iv); } catch (StopForward) { }
+            var rows = keys!.reshape(-1, width)[valid.flatten()].to(float64);
             sum.add_(rows.t().matmul(rows));
             count += rows.shape[0];
             progress?.Report(Math.Min(1, count / (double)maxTokens));

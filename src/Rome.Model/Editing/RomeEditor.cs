@@ -120,7 +120,7 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
 
         var batch = sequences.Count;
         var lookup = rewriting.Select(p => (long)p.LastSubjectToken).Append(klPosition).ToArray();
-        using var ids = Padded(sequences);
+        using var ids = lm.Padded(sequences);
         using var mask = nn.functional.one_hot(tensor(lookup, device: lm.Device), ids.shape[1]).unsqueeze(-1).to(float32);
 
         // Positions whose next token is a target token: (row, position, target id).
@@ -199,13 +199,4 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         return (text, lm.Tokenizer.FindSpan(text, request.Subject, subjectStart).Last);
     }
 
-    private Tensor Padded(IReadOnlyList<int[]> sequences)
-    {
-        var width = sequences.Max(s => s.Length);
-        var ids = new long[sequences.Count, width];
-        for (int b = 0; b < sequences.Count; b++)
-            for (int t = 0; t < width; t++)
-                ids[b, t] = t < sequences[b].Length ? sequences[b][t] : TextTokenizer.EndOfText;
-        return tensor(ids, device: lm.Device);
-    }
 }

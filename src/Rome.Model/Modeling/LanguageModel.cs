@@ -62,6 +62,20 @@ public sealed class LanguageModel : IDisposable
     /// <summary>[1, tokens] int64 on the model's device.</summary>
     public Tensor Ids(IReadOnlyList<int> ids) => tensor(ids.Select(i => (long)i).ToArray(), dtype: int64, device: Device).unsqueeze(0);
 
+    /// <summary>
+    /// Sequences as one [batch, longest] int64 tensor, right-padded with end-of-text. Under causal attention the
+    /// padding cannot change any real position, so callers just read each sequence's own positions.
+    /// </summary>
+    public Tensor Padded(IReadOnlyList<int[]> sequences)
+    {
+        var width = sequences.Max(s => s.Length);
+        var ids = new long[sequences.Count, width];
+        for (int b = 0; b < sequences.Count; b++)
+            for (int t = 0; t < width; t++)
+                ids[b, t] = t < sequences[b].Length ? sequences[b][t] : TextTokenizer.EndOfText;
+        return tensor(ids, device: Device);
+    }
+
     /// <summary>Log-probabilities of the next token after <paramref name="ids"/> ([vocab]).</summary>
     public Tensor NextTokenLogProbs(IReadOnlyList<int> ids, Interventions? iv = null)
     {
@@ -83,12 +97,7 @@ public sealed class LanguageModel : IDisposable
         for (int start = 0; start < prompts.Count; start += batchSize)
         {
             var batch = prompts.Skip(start).Take(batchSize).ToList();
-            var width = batch.Max(p => p.Length);
-            var ids = new long[batch.Count, width];
-            for (int b = 0; b < batch.Count; b++)
-                for (int t = 0; t < width; t++)
-                    ids[b, t] = t < batch[b].Length ? batch[b][t] : TextTokenizer.EndOfText;
-            var logits = Model.Forward(tensor(ids, device: Device), iv);
+            var logits = Model.Forward(Padded(batch), iv);
             var last = tensor(batch.Select(p => (long)p.Length - 1).ToArray(), device: Device);
             var rows = arange(batch.Count, device: Device);
             parts.Add(logits[rows, last].to(float32).log_softmax(-1));
