@@ -22,12 +22,14 @@ public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay 
 /// <list type="bullet">
 /// <item><b>k*</b>, the key: the input of <c>mlp.c_proj</c> at the subject's last token, averaged over the
 /// prompt preceded by short context prefixes the model itself generates.</item>
-/// <item><b>v*</b>, the value: the MLP output that makes the model say the new target. v* = v0 + δ, where v0 = W k*
-/// + b; δ is added to the MLP output at the subject's last token in every rewriting prompt and optimised with Adam on
-/// NLL(target) + KL(current ‖ original) on "{subject} is a" + weight decay; it is clamped to |δ| ≤ clamp x |v0|.</item>
+/// <item><b>v*</b>, the value: the MLP output that makes the model say the new target. v* = v0 + δ, where v0 is the
+/// MLP output at the subject's last token of the bare prompt; δ is added to the MLP output at the subject's last token
+/// in every rewriting prompt and optimised with Adam on NLL(target) + KL(current ‖ original) on "{subject} is a" +
+/// weight decay; it is clamped to |δ| ≤ clamp x |v0|.</item>
 /// <item><b>C</b> = E[k kᵀ] over a corpus (<see cref="CovarianceStatistics"/>).</item>
-/// <item>The update: u = C⁻¹k* (solved, not inverted); W' = W + (v* − W k*) uᵀ / (uᵀ k*), which maps k* to v*
-/// and changes the output for a key k by an amount proportional to uᵀk.</item>
+/// <item>The update: u = C⁻¹k* (solved, not inverted); W' = W + δ uᵀ / (uᵀk), where k is the bare prompt's own key
+/// (as the original code does), so the edited prompt's MLP output becomes exactly v*, and the output for any other
+/// key k' changes by δ (uᵀk')/(uᵀk). See <see cref="Update"/>.</item>
 /// </list>
 /// The result is a <see cref="RankOneOverlay"/>: the model's weights are never written.
 /// </summary>
