@@ -1,0 +1,102 @@
+using System.Text.Json;
+using Rome.Model.Editing;
+using Rome.Model.Modeling;
+using static TorchSharp.torch;
+
+namespace Rome.Model.Evaluation;
+
+/// <summary>
+/// Runs CounterFact cases with one editing method ("none": the unedited model; "rome"). Every case starts from the
+/// unedited model (a fresh <see cref="EditSession"/>), so edits never leak between cases. Per-case results are
+/// appended to a JSONL file as they are computed, and a run resumes after the cases already in it.
+/// </summary>
+public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters hp, Func<Tensor>? covariance,
+                                         TfIdf? tfidf = null, Func<string, string>? referenceText = null, bool generations = true)
+{
+    public static readonly string[] Methods = ["none", "rome"];
+
+    public CaseScores Evaluate(CounterFactCase c, string method, CancellationToken cancel = default)
+    {
+        using var session = new EditSession(lm);
+        var request = new EditRequest(c.Rewrite.Prompt, c.Rewrite.Subject, c.Rewrite.TargetNew.Str, c.Rewrite.TargetTrue.Str);
+        switch (method)
+        {
+            case "none": break;
+            case "rome": session.Apply(new RomeEditor(lm, hp), request, covariance, cancel: cancel); break;
+            default: throw new RomeException($"Unknown method '{method}' ({string.Join(", ", Methods)}).");
+        }
+        cancel.ThrowIfCancellationRequested();
+        var iv = session.Interventions();
+        string newTarget = c.Rewrite.TargetNew.Str, trueTarget = c.Rewrite.TargetTrue.Str;
+        (double, double) Score(IReadOnlyList<string> prompts, bool keepTrue)
+        {
+            var nllNew = CounterFactMetrics.TargetNll(lm, prompts, newTarget, iv);
+            var nllTrue = CounterFactMetrics.TargetNll(lm, prompts, trueTarget, iv);
+            return keepTrue ? CounterFactMetrics.Compare(nllTrue, nllNew) : CounterFactMetrics.Compare(nllNew, nllTrue);
+        }
+        var (es, em) = Score([c.RewritePrompt], false);
+        var (ps, pm) = Score(c.ParaphrasePrompts, false);
+        var (ns, nm) = Score(c.NeighborhoodPrompts, true);
+        double? psTrained = null, psHeldOut = null;
+        if (c.HeldOutParaphrases is { } held && held.Length == c.ParaphrasePrompts.Length)
+        {
+            var trained = c.ParaphrasePrompts.Where((_, i) => !held[i]).ToList();
+            var heldOut = c.ParaphrasePrompts.Where((_, i) => held[i]).ToList();
+            if (trained.Count > 0) psTrained = Score(trained, false).Item1;
+            if (heldOut.Count > 0) psHeldOut = Score(heldOut, false).Item1;
+        }
+
+        double? fluency = null, consistency = null;
+        if (generations && c.GenerationPrompts.Length > 0)
+        {
+            var texts = c.GenerationPrompts.Select((p, i) =>
+                TextGenerator.Generate(lm, p, new GenerationOptions { MaxTokens = Math.Min(40, lm.Config.Positions - lm.Encode(p).Length), TopK = 5, Seed = c.CaseId * 31 + i }, iv, cancel).Text).ToList();
+            fluency = CounterFactMetrics.Fluency(texts);
+            if (tfidf is not null && referenceText is not null)
+                consistency = tfidf.Similarity(string.Join(" ", texts), referenceText(newTarget));
+        }
+        return new CaseScores(c.CaseId, es, em, ps, pm, ns, nm, psTrained, psHeldOut, fluency, consistency);
+    }
+
+    private static readonly JsonSerializerOptions Json = new();
+
+    /// <summary>Evaluates the cases not yet in <paramref name="resultsFile"/>, appending each; returns all results in it.</summary>
+    public List<CaseScores> Run(IReadOnlyList<CounterFactCase> cases, string method, string resultsFile,
+                                IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default)
+    {
+        var done = ReadResults(resultsFile);
+        var finished = done.Select(r => r.CaseId).ToHashSet();
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
+        // A run killed mid-write leaves a torn last line: start on a fresh line so the next result stays whole.
+        if (File.Exists(resultsFile) && new FileInfo(resultsFile).Length > 0)
+        {
+            using var f = File.OpenRead(resultsFile);
+            f.Seek(-1, SeekOrigin.End);
+            if (f.ReadByte() != '\n') { f.Close(); File.AppendAllText(resultsFile, "\n"); }
+        }
+        foreach (var c in cases)
+        {
+            if (finished.Contains(c.CaseId)) continue;
+            cancel.ThrowIfCancellationRequested();
+            var scores = Evaluate(c, method, cancel);
+            File.AppendAllText(resultsFile, JsonSerializer.Serialize(scores, Json) + "\n");
+            done.Add(scores);
+            progress?.Report((done.Count(r => cases.Any(x => x.CaseId == r.CaseId)), cases.Count));
+        }
+        var wanted = cases.Select(c => c.CaseId).ToHashSet();
+        return done.Where(r => wanted.Contains(r.CaseId)).OrderBy(r => r.CaseId).ToList();
+    }
+
+    /// <summary>Per-case results already written (a torn last line from an interrupted run is ignored).</summary>
+    public static List<CaseScores> ReadResults(string file)
+    {
+        if (!File.Exists(file)) return [];
+        var results = new List<CaseScores>();
+        foreach (var line in File.ReadLines(file).Where(l => l.Trim().Length > 0))
+        {
+            try { results.Add(JsonSerializer.Deserialize<CaseScores>(line, Json)!); }
+            catch (JsonException) { }
+        }
+        return results;
+    }
+}

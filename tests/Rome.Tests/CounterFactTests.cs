@@ -1,0 +1,166 @@
+using Rome.Model;
+using Rome.Model.Editing;
+using Rome.Model.Evaluation;
+using Rome.Model.Modeling;
+using Rome.Model.Training;
+
+namespace Rome.Tests;
+
+public class CounterFactMetricTests
+{
+    [Fact]
+    public void ComparisonsAndTheHarmonicMeanMatchHandComputedValues()
+    {
+        var (success, magnitude) = CounterFactMetrics.Compare([1, 3], [2, 2]);
+        Assert.Equal(0.5, success);
+        Assert.Equal(((Math.Exp(-1) - Math.Exp(-2)) + (Math.Exp(-3) - Math.Exp(-2))) / 2, magnitude, 12);
+        Assert.Equal(60, CounterFactMetrics.HarmonicMean(100, 50, 50), 10);
+        Assert.Equal(0, CounterFactMetrics.HarmonicMean(100, 0, 50));
+    }
+
+    [Fact]
+    public void SummaryAveragesPerCaseThenOverCases_Times100()
+    {
+        var cases = new[]
+        {
+            new CaseScores(0, 1, 0.5, 1, 0.2, 0.5, 0.1, 1, null, 4.0, 0.2),
+            new CaseScores(1, 0, -0.5, 0.5, 0.0, 1, 0.3, 0, null, 5.0, 0.4),
+        };
+        var s = CounterFactMetrics.Summarise("rome", cases);
+        Assert.Equal(50, s.ES, 10);
+        Assert.Equal(75, s.PS, 10);
+        Assert.Equal(75, s.NS, 10);
+        Assert.Equal(0, s.EM, 10);
+        Assert.Equal(CounterFactMetrics.HarmonicMean(50, 75, 75), s.S, 10);
+        Assert.Equal(4.5, s.GE!.Value, 10);
+        Assert.Equal(30, s.RS!.Value, 10);
+        Assert.Null(s.PSHeldOut);
+    }
+
+    [Fact]
+    public void NGramEntropyMatchesAHandComputation()
+    {
+        // "a b a b": bigrams {ab: 2, ba: 1} -> H2 = 0.9183 bits; trigrams {aba, bab} -> H3 = 1 bit.
+        var h2 = -(2 / 3.0 * Math.Log2(2 / 3.0) + 1 / 3.0 * Math.Log2(1 / 3.0));
+        Assert.Equal((2.0 / 3 * h2 + 4.0 / 3 * 1) / 2, CounterFactMetrics.NGramEntropy("a b a b"), 10);
+        Assert.Equal(0, CounterFactMetrics.NGramEntropy("word"));
+    }
+
+    [Fact]
+    public void TfIdfMatchesScikitLearnsDefaults()
+    {
+        var tfidf = new TfIdf(["a b", "a c"]);
+        // idf(a) = ln(3/3) + 1 = 1, idf(b) = idf(c) = ln(3/2) + 1; cosine("a b", "a c") = 1 / (1 + idf(b)^2).
+        var idfB = Math.Log(1.5) + 1;
+        Assert.Equal(1 / (1 + idfB * idfB), tfidf.Similarity("a b", "a c"), 10);
+        Assert.Equal(1, tfidf.Similarity("b a", "a b"), 10);
+    }
+
+    [Fact]
+    public void TargetNllIsTheMeanPerTokenNegativeLogProbability()
+    {
+        using var lm = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
+        var nll = CounterFactMetrics.TargetNll(lm, ["The capital of France is", "Hello"], "Saint Petersburg", Interventions.None);
+        var target = lm.Tokenizer.Encode(" Saint Petersburg");
+        var ids = lm.Encode("The capital of France is").ToList();
+        double sum = 0;
+        foreach (var t in target)
+        {
+            using var lp = lm.NextTokenLogProbs(ids);
+            sum -= lp[t].item<float>();
+            ids.Add(t);
+        }
+        Assert.Equal(sum / target.Length, nll[0], 4);
+        Assert.Equal(2, nll.Length);
+    }
+}
+
+public class CounterFactDatasetTests
+{
+    private const string Original = """
+    [{"case_id": 0, "pararel_idx": 2796,
+      "requested_rewrite": {"prompt": "The mother tongue of {} is", "relation_id": "P103",
+        "target_new": {"str": "English", "id": "Q1860"}, "target_true": {"str": "French", "id": "Q150"}, "subject": "Danielle Darrieux"},
+      "paraphrase_prompts": ["Shayna does this and Yossel goes still and dies. Danielle Darrieux, a native"],
+      "neighborhood_prompts": ["The mother tongue of Léon Blum is", "The native language of Montesquieu is"],
+      "attribute_prompts": ["J. R. R. Tolkien is a native speaker of"],
+      "generation_prompts": ["Danielle Darrieux's mother tongue is"]}]
+    """;
+
+    [Fact]
+    public void LoadsTheOriginalFormat()
+    {
+        var file = Path.Combine(TestPaths.TempFolder(), "counterfact.json");
+        File.WriteAllText(file, Original);
+        var c = Assert.Single(CounterFactDataset.Load(file));
+        Assert.Equal("The mother tongue of Danielle Darrieux is", c.RewritePrompt);
+        Assert.Equal("English", c.Rewrite.TargetNew.Str);
+        Assert.Equal("Q150", c.Rewrite.TargetTrue.Id);
+        Assert.Equal(2, c.NeighborhoodPrompts.Length);
+        Assert.Null(c.HeldOutParaphrases);
+        File.WriteAllText(file, "[{\"case_id\": 1}]");
+        Assert.Throws<RomeException>(() => CounterFactDataset.Load(file));
+    }
+
+    [Fact]
+    public void TheBuilderFollowsThePapersRecipe()
+    {
+        var corpus = FactCorpus.ForModel(TestPaths.BundledModel)!;
+        var cases = CounterFactDataset.Build(corpus, 1000, seed: 3);
+        Assert.Equal(1000, cases.Count);
+        Assert.Equal(cases.Select(c => c.RewritePrompt), CounterFactDataset.Build(corpus, 1000, seed: 3).Select(c => c.RewritePrompt));
+        var facts = corpus.Facts.ToDictionary(f => (f.Subject, f.Relation), f => f.Object);
+        foreach (var c in cases.Take(200))
+        {
+            var r = c.Rewrite;
+            Assert.Equal(facts[(r.Subject, r.RelationId)], r.TargetTrue.Str);
+            Assert.NotEqual(r.TargetTrue.Str, r.TargetNew.Str);
+            Assert.Contains(corpus.Facts, f => f.Relation == r.RelationId && f.Object == r.TargetNew.Str);
+            Assert.All(c.NeighborhoodPrompts, p => Assert.Contains(corpus.Facts, f => f.Relation == r.RelationId && f.Object == r.TargetTrue.Str && f.Subject != r.Subject && p.Contains(f.Subject)));
+            Assert.All(c.AttributePrompts, p => Assert.Contains(corpus.Facts, f => f.Relation == r.RelationId && f.Object == r.TargetNew.Str && p.Contains(f.Subject)));
+            Assert.All(c.ParaphrasePrompts, p => Assert.Contains(r.Subject, p));
+            Assert.Contains(true, c.HeldOutParaphrases!);
+        }
+    }
+}
+
+public class CounterFactEvaluatorTests : IDisposable
+{
+    private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.BundledModel);
+    private readonly RomeHyperParameters _hp = RomeHyperParameters.ForModel(TestPaths.BundledModel, 6) with { Covariance = "identity", Steps = 10 };
+    public void Dispose() => _lm.Dispose();
+
+    private List<CounterFactCase> Cases(int n) => CounterFactDataset.Build(FactCorpus.ForModel(TestPaths.BundledModel)!, n, seed: 5);
+
+    [Fact]
+    public void CasesDoNotLeakEdits()
+    {
+        var evaluator = new CounterFactEvaluator(_lm, _hp, covariance: null, generations: false);
+        var c = Cases(1)[0];
+        var fresh = evaluator.Evaluate(c, "none");
+        var edited = evaluator.Evaluate(c, "rome");
+        var after = evaluator.Evaluate(c, "none");
+        Assert.Equal(fresh, after);
+        Assert.True(edited.EM > fresh.EM, "the edit must raise P(new) - P(true) on its own prompt");
+    }
+
+    [Fact]
+    public void AnInterruptedRunResumesWhereItStopped()
+    {
+        var evaluator = new CounterFactEvaluator(_lm, _hp, covariance: null, generations: false);
+        var cases = Cases(3);
+        var file = Path.Combine(TestPaths.TempFolder(), "cases.jsonl");
+        using (var cancel = new CancellationTokenSource())
+        {
+            var progress = new SyncProgress<(int Done, int Total)>(p => { if (p.Done == 1) cancel.Cancel(); });
+            Assert.ThrowsAny<OperationCanceledException>(() => evaluator.Run(cases, "none", file, progress, cancel.Token));
+        }
+        File.AppendAllText(file, "{\"CaseId\": 9, \"ES\""); // a torn line, as a kill mid-write leaves
+        Assert.Single(CounterFactEvaluator.ReadResults(file));
+        var evaluated = new List<int>();
+        var results = evaluator.Run(cases, "none", file, new SyncProgress<(int Done, int Total)>(p => evaluated.Add(p.Done)));
+        Assert.Equal(cases.Select(c => c.CaseId), results.Select(r => r.CaseId));
+        Assert.Equal([2, 3], evaluated); // only the two missing cases ran
+        Assert.Equal(3, CounterFactEvaluator.ReadResults(file).Count); // and a later resume reads them all back
+    }
+}
