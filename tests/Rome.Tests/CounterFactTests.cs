@@ -164,3 +164,32 @@ public class CounterFactEvaluatorTests : IDisposable
         Assert.Equal(3, CounterFactEvaluator.ReadResults(file).Count); // and a later resume reads them all back
     }
 }
+
+public class FineTuneTests : IDisposable
+{
+    private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.BundledModel);
+    public void Dispose() => _lm.Dispose();
+
+    [Fact]
+    public void FineTuningRaisesTheTarget_AndFtLStaysInsideItsBound()
+    {
+        var request = new EditRequest("{} is located in", "Nintendo", "Germany");
+        var germany = _lm.Tokenizer.Encode(" Germany")[0];
+        using var before = _lm.NextTokenLogProbs(_lm.Encode(request.Filled));
+
+        var ft = Rome.Model.Evaluation.Baselines.FineTune.Compute(_lm, request, new() { Layer = 0 });
+        using var afterFt = _lm.NextTokenLogProbs(_lm.Encode(request.Filled), new Interventions { Overlays = [ft] });
+        Assert.Equal(germany, (int)afterFt.argmax().item<long>());
+
+        var ftl = Rome.Model.Evaluation.Baselines.FineTune.Compute(_lm, request, new() { Layer = 0, NormConstraint = 1e-3 });
+        Assert.True(ftl.Delta.abs().max().item<float>() <= 1e-3 + 1e-9, "FT+L must keep every weight within ε");
+        using var afterFtl = _lm.NextTokenLogProbs(_lm.Encode(request.Filled), new Interventions { Overlays = [ftl] });
+        Assert.True(afterFtl[germany].item<float>() > before[germany].item<float>());
+
+        // Overlays leave the shared weights alone.
+        using var again = _lm.NextTokenLogProbs(_lm.Encode(request.Filled));
+        Assert.True(again.eq(before).all().item<bool>());
+        ft.Delta.Dispose();
+        ftl.Delta.Dispose();
+    }
+}

@@ -36,13 +36,14 @@ internal static class EvalCommands
         var n = a.Int("n", 100);
         var seed = a.Int("seed", 0);
         var noGeneration = a.Flag("no-generation");
+        var constraint = a.Double("ft-constraint", 5e-4);
         var outDir = Path.GetFullPath(a.Get("out", Path.Combine("eval", method)));
         using var lm = Common.LoadModel(a);
         var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Layers);
         if (a.Has("layer")) hp = hp with { Layer = a.Int("layer", hp.Layer) };
         a.EnsureAllUsed();
         if (!CounterFactEvaluator.Methods.Contains(method))
-            throw new RomeException($"Unknown method '{method}' ({string.Join(", ", CounterFactEvaluator.Methods)}; ft, ft-l and kn are not built yet).");
+            throw new RomeException($"Unknown method '{method}' ({string.Join(", ", CounterFactEvaluator.Methods)}; kn is not built yet).");
 
         var path = dataset == "bundled" ? BundledSet(lm.Folder) : dataset;
         if (dataset == "bundled" && !File.Exists(path))
@@ -69,7 +70,7 @@ internal static class EvalCommands
             covariance = () => cached;
         }
 
-        var evaluator = new CounterFactEvaluator(lm, hp, covariance, tfidf, reference, generations: !noGeneration);
+        var evaluator = new CounterFactEvaluator(lm, hp, covariance, tfidf, reference, generations: !noGeneration) { FineTuneConstraint = constraint };
         Directory.CreateDirectory(outDir);
         var started = DateTime.UtcNow;
         var results = evaluator.Run(cases, method, Path.Combine(outDir, "cases.jsonl"),

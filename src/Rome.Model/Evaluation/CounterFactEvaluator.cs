@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Rome.Model.Editing;
+using Rome.Model.Evaluation.Baselines;
 using Rome.Model.Modeling;
 using static TorchSharp.torch;
 
@@ -13,20 +14,28 @@ namespace Rome.Model.Evaluation;
 public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters hp, Func<Tensor>? covariance,
                                          TfIdf? tfidf = null, Func<string, string>? referenceText = null, bool generations = true)
 {
-    public static readonly string[] Methods = ["none", "rome"];
+    public static readonly string[] Methods = ["none", "rome", "ft", "ft-l"];
+
+    /// <summary>The fine-tuning baselines' settings: plain FT, and FT+L with its L∞ bound.</summary>
+    public FineTuneHyperParameters FineTuning { get; init; } = new() { Layer = hp.Layer };
+    public double FineTuneConstraint { get; init; } = 5e-4;
 
     public CaseScores Evaluate(CounterFactCase c, string method, CancellationToken cancel = default)
     {
         using var session = new EditSession(lm);
         var request = new EditRequest(c.Rewrite.Prompt, c.Rewrite.Subject, c.Rewrite.TargetNew.Str, c.Rewrite.TargetTrue.Str);
+        DenseOverlay? tuned = null;
         switch (method)
         {
             case "none": break;
             case "rome": session.Apply(new RomeEditor(lm, hp), request, covariance, cancel: cancel); break;
+            case "ft": tuned = FineTune.Compute(lm, request, FineTuning, cancel); break;
+            case "ft-l": tuned = FineTune.Compute(lm, request, FineTuning with { NormConstraint = FineTuneConstraint }, cancel); break;
             default: throw new RomeException($"Unknown method '{method}' ({string.Join(", ", Methods)}).");
         }
         cancel.ThrowIfCancellationRequested();
-        var iv = session.Interventions();
+        using var tunedDelta = tuned?.Delta;
+        var iv = tuned is null ? session.Interventions() : new Interventions { Overlays = [tuned] };
         string newTarget = c.Rewrite.TargetNew.Str, trueTarget = c.Rewrite.TargetTrue.Str;
         (double, double) Score(IReadOnlyList<string> prompts, bool keepTrue)
         {

@@ -49,7 +49,7 @@ public sealed class Interventions
     private readonly Dictionary<HookPoint, List<Func<Tensor, Tensor>>> _hooks = new();
 
     /// <summary>Edits to apply on the fly, in order.</summary>
-    public IReadOnlyList<RankOneOverlay> Overlays { get; init; } = [];
+    public IReadOnlyList<WeightOverlay> Overlays { get; init; } = [];
 
     public static readonly Interventions None = new();
 
