@@ -13,7 +13,7 @@ var commands = new Dictionary<string, (string Help, Func<CliArgs, CancellationTo
     ["edit"] = ("edit [--model DIR] --prompt \"{} is a citizen of\" --subject S --target T [--old-target T] [--layer L] [--hparams FILE] [--paraphrase P]... [--neighbor P]... [--corpus PATH] [--identity-covariance] [--load-edits FILE] [--save-edits FILE] [--bake DIR] [--json]: rewrite a fact with ROME", EditCommands.Edit, ["json", "identity-covariance"]),
     ["stats"] = ("stats [--model DIR] --layer L [--corpus PATH] [--samples N]: build and cache C = E[k kᵀ] for a layer", EditCommands.Stats, []),
     ["counterfact"] = ("counterfact build [--model DIR] [--n 1000] [--seed S] [--out FILE]: a CounterFact-format set from the model's facts", EvalCommands.Build, []),
-    ["eval"] = ("eval [--model DIR] [--dataset FILE|bundled] [--method none|rome|ft|ft-l] [--n N] [--layer L] [--ft-constraint EPS] [--out DIR] [--no-generation] [--json]: CounterFact scores (resumable)", EvalCommands.Eval, ["json", "no-generation"]),
+    ["eval"] = ("eval [--model DIR] [--dataset FILE|bundled] [--method none|rome|ft|ft-l] [--n N] [--layer L | --layers all|0,2,4] [--ft-constraint EPS] [--out DIR] [--no-generation] [--json]: CounterFact scores (resumable)", EvalCommands.Eval, ["json", "no-generation"]),
     ["bench"] = ("bench forward|trace|edit [--model DIR] [--json]: speed figures", BenchCommands.Run, ["json", "skip-naive"]),
     ["train"] = ("train [--out DIR] [--data DIR] [--steps N] [--layers L] [--width W] [--seed S] [--facts-per-relation N]: train the bundled model (resumes)", TrainCommands.Train, []),
     ["knows"] = ("knows [--model DIR] [--data DIR] [--unseen N] [--json]: fact recall of a model with a facts.json manifest", TrainCommands.Knows, ["json"]),
