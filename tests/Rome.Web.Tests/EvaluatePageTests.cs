@@ -1,0 +1,29 @@
+namespace Rome.Web.Tests;
+
+[Collection("web")]
+public class EvaluatePageTests(WebAppFixture app)
+{
+    [Fact]
+    public async Task RunningAnEvaluationFillsTheTable()
+    {
+        var page = await app.OpenAsync("/evaluate");
+        await page.Locator("[data-testid=eval-cases]").FillAsync("2");
+        await page.Locator("[data-testid=eval-run]").ClickAsync();
+        var table = page.Locator("[data-testid=eval-table][data-state=done]");
+        await table.WaitForAsync(new() { Timeout = 120_000 });
+        foreach (var method in new[] { "none", "rome", "ft-l" })
+            Assert.Equal(1, await table.Locator($"tr[data-method='{method}']").CountAsync());
+        // The unedited model keeps every neighbour: NS is 100.
+        Assert.Contains("100.0", await table.Locator("tr[data-method='none']").InnerTextAsync());
+    }
+
+    [Fact]
+    public async Task TheCaseCountIsHeldToTheConfiguredLimit()
+    {
+        var page = await app.OpenAsync("/evaluate");
+        await page.Locator("[data-testid=eval-cases]").FillAsync("100000");
+        await page.Locator("[data-testid=eval-cases]").BlurAsync();
+        // Rome:MaxEvalCases is 200 in appsettings.json; the server checks the same limit before queueing.
+        await Microsoft.Playwright.Assertions.Expect(page.Locator("[data-testid=eval-cases]")).ToHaveValueAsync("200");
+    }
+}
