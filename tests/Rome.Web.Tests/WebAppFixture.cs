@@ -14,6 +14,7 @@ public sealed class WebAppFixture : IAsyncLifetime
     private IPlaywright? _playwright;
 
     public string BaseUrl { get; private set; } = "";
+    public IServiceProvider Services => _factory!.Services;
     public IBrowser Browser { get; private set; } = null!;
 
     public async Task InitializeAsync()

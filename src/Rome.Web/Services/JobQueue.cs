@@ -50,6 +50,11 @@ public sealed class JobQueue : BackgroundService
         _log = log;
     }
 
+    private int _running;
+
+    /// <summary>How many jobs are running now.</summary>
+    public int Running => Volatile.Read(ref _running);
+
     /// <summary>Raised whenever positions change (a job queued, started or finished).</summary>
     public event Action? Changed;
 
@@ -138,6 +143,7 @@ public sealed class JobQueue : BackgroundService
             catch (OperationCanceledException) { return; }
             var job = Take();
             if (job is null) continue;
+            Interlocked.Increment(ref _running);
             Changed?.Invoke();
             try
             {
@@ -151,7 +157,11 @@ public sealed class JobQueue : BackgroundService
                 if (e is not RomeException) _log.LogError(e, "Job {Label} failed", job.Label);
                 job.Done.TrySetException(e);
             }
-            finally { Changed?.Invoke(); }
+            finally
+            {
+                Interlocked.Decrement(ref _running);
+                Changed?.Invoke();
+            }
         }
     }
 }

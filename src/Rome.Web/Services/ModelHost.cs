@@ -20,13 +20,13 @@ public sealed class ModelHost : IDisposable
             try
             {
                 var lm = LanguageModel.Load(settings.ModelFolder, settings.Device, settings.Dtype);
-                Facts = FactCorpus.ForModel(lm.Folder);
+                _facts = FactCorpus.ForModel(lm.Folder);
                 log.LogInformation("Loaded model {Name} from {Folder} ({Parameters:N0} parameters)", lm.Name, lm.Folder, lm.ParameterCount);
                 return lm;
             }
             catch (RomeException e)
             {
-                LoadError = e.Message;
+                _loadError = e.Message;
                 log.LogError("Could not load the model: {Message}", e.Message);
                 return null;
             }
@@ -38,10 +38,13 @@ public sealed class ModelHost : IDisposable
     /// <summary>The shared model, or null when it could not be loaded (see <see cref="LoadError"/>).</summary>
     public LanguageModel? Model => _model.Value;
 
-    public string? LoadError { get; private set; }
+    public string? LoadError { get { _ = Model; return _loadError; } }
 
     /// <summary>The manifest of facts the bundled model was trained on (null for other models).</summary>
-    public FactCorpus? Facts { get; private set; }
+    public FactCorpus? Facts { get { _ = Model; return _facts; } }
+
+    private string? _loadError;
+    private FactCorpus? _facts;
 
     public LanguageModel Require() => Model ?? throw new RomeException(LoadError ?? "No model is loaded.");
 

@@ -8,7 +8,7 @@ namespace Rome.Web.Services;
 /// </summary>
 public sealed class UserSession : IDisposable
 {
-    private readonly CancellationTokenSource _closed = new();
+    private CancellationTokenSource _closed = new();
     private readonly Lazy<EditSession> _edits;
 
     public UserSession(ModelHost host)
@@ -20,7 +20,16 @@ public sealed class UserSession : IDisposable
     public string Id { get; } = Guid.NewGuid().ToString("N");
     public ModelHost Host { get; }
     public EditSession Edits => _edits.Value;
+    /// <summary>Cancelled when this tab goes away; jobs are queued with it.</summary>
     public CancellationToken Closed => _closed.Token;
+
+    /// <summary>Cancels this tab's queued and running jobs; later jobs get a fresh token.</summary>
+    public void CancelJobs()
+    {
+        var old = Interlocked.Exchange(ref _closed, new CancellationTokenSource());
+        old.Cancel();
+        old.Dispose();
+    }
 
     public void Dispose()
     {
