@@ -18,7 +18,9 @@ public class EditPageTests(WebAppFixture app)
     public async Task AnEditMakesTheNewTargetWinInTheAfterColumn_AndUndoTakesItBack()
     {
         var page = await app.OpenAsync("/edit");
+        Assert.Contains("Japan", await page.Locator("[data-testid=edit-preview]").InnerTextAsync());
         await ApplyAsync(page, "{} is located in", "Nintendo", "Germany");
+        Assert.Contains("p(Japan)", await page.Locator("[data-testid=edit-after] thead").InnerTextAsync());
 
         var after = page.Locator("[data-testid=edit-after] tr[data-kind=prompt]");
         Assert.StartsWith("Germany", (await after.Locator("td").Nth(1).InnerTextAsync()).Trim());

@@ -46,6 +46,22 @@ public class TracePageTests(WebAppFixture app)
     }
 }
 
+[Collection("web")]
+public class TraceLimitTests(WebAppFixture app)
+{
+    [Fact]
+    public async Task APromptOverTheConfiguredTokenLimitIsRefused()
+    {
+        var page = await app.OpenAsync("/trace");
+        var longPrompt = string.Concat(Enumerable.Repeat("Nintendo is located in Japan and ", 12)) + "Nintendo is located in";
+        await page.Locator("[data-testid=trace-prompt]").FillAsync(longPrompt);
+        await page.Locator("[data-testid=trace-subject]").FillAsync("Nintendo");
+        await page.Locator("[data-testid=trace-run]").ClickAsync();
+        await page.Locator("[data-testid=trace-error]").WaitForAsync();
+        Assert.Contains("limit is 48", await page.Locator("[data-testid=trace-error]").InnerTextAsync()); // Rome:MaxPromptTokens
+    }
+}
+
 /// <summary>Screenshots the suite takes for the README (docs/screenshots).</summary>
 public static class Screenshots
 {
