@@ -70,3 +70,18 @@ public class BundledEditTests : IDisposable
         Assert.True(misses.Count == 0, string.Join("; ", misses));
     }
 }
+
+public class CovarianceReuseTests
+{
+    [Fact]
+    public void OneCovarianceServesManyEdits()
+    {
+        // C is loaded lazily inside the first edit's dispose scope; later edits must still be able to use it.
+        using var lm = LanguageModel.Load(TestPaths.BundledModel);
+        var hp = RomeHyperParameters.ForModel(TestPaths.BundledModel, 6) with { Steps = 3 };
+        var c = CovarianceStatistics.ForEditor(lm, hp, Path.Combine(Path.GetTempPath(), "rome-tests-cache"));
+        var editor = new RomeEditor(lm, hp);
+        using (editor.Compute(new EditRequest("{} is located in", "Nintendo", "Germany"), c)) { }
+        using (editor.Compute(new EditRequest("{} is located in", "Toyota", "France"), c)) { }
+    }
+}

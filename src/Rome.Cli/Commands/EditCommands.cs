@@ -20,16 +20,9 @@ internal static class EditCommands
     /// <summary>C for the edited layer, built (with progress) on first use and cached; null for identity.</summary>
     private static Func<Tensor>? Covariance(LanguageModel lm, RomeHyperParameters hp, string? corpusPath)
     {
-        if (hp.Covariance == "identity") return null;
-        var corpus = (corpusPath is null ? CovarianceStatistics.DefaultCorpus(lm) : CovarianceStatistics.ReadCorpus(corpusPath)).ToList();
-        return () =>
-        {
-            if (!CovarianceStatistics.IsCached(lm, hp.Layer, corpus, hp.CovarianceTokens, Common.Settings.CacheFolder))
-                Console.Error.WriteLine($"Estimating C for layer {hp.Layer} over {hp.CovarianceTokens:N0} corpus tokens (cached afterwards)...");
-            var started = DateTime.UtcNow;
-            return CovarianceStatistics.GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, Common.Settings.CacheFolder,
-                new Progress<double>(f => Out.Progress(f, "C statistics", DateTime.UtcNow - started)));
-        };
+        var started = DateTime.UtcNow;
+        return CovarianceStatistics.ForEditor(lm, hp, Common.Settings.CacheFolder, corpusPath,
+            new Progress<double>(f => Out.Progress(f, $"C statistics for layer {hp.Layer}", DateTime.UtcNow - started)));
     }
 
     public static int Stats(CliArgs a, CancellationToken cancel)

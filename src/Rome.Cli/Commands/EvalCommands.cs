@@ -71,13 +71,7 @@ internal static class EvalCommands
         foreach (var layer in layers)
         {
             var layerHp = hp with { Layer = layer };
-            Func<TorchSharp.torch.Tensor>? covariance = null;
-            if (method == "rome" && layerHp.Covariance != "identity")
-            {
-                var text = CovarianceStatistics.DefaultCorpus(lm).ToList();
-                var c = CovarianceStatistics.GetOrCompute(lm, layer, text, layerHp.CovarianceTokens, Common.Settings.CacheFolder);
-                covariance = () => c;
-            }
+            var covariance = method == "rome" ? CovarianceStatistics.ForEditor(lm, layerHp, Common.Settings.CacheFolder) : null;
             var evaluator = new CounterFactEvaluator(lm, layerHp, covariance, tfidf, reference, generations: !noGeneration)
                 { FineTuneConstraint = constraint, FineTuning = new() { Layer = layer } };
             var dir = layers.Count > 1 ? Path.Combine(outDir, $"layer{layer}") : outDir;

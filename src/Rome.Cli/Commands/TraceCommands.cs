@@ -61,16 +61,7 @@ internal static class TraceCommands
             }).ToArray();
         }
         if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value), severedShareOfEffectLost = severedShare }); return 0; }
-        if (csv)
-        {
-            var sb = new StringBuilder("kind,token_index,token,subject,layer,score,indirect_effect\n");
-            foreach (var (kind, grid) in result.Scores)
-                for (int t = 0; t < grid.Length; t++)
-                    for (int l = 0; l < grid[t].Length; l++)
-                        sb.Append(CultureInfo.InvariantCulture, $"{kind.ToString().ToLowerInvariant()},{t},\"{setup.Tokens[t].Replace("\"", "\"\"")}\",{setup.Subject.Contains(t)},{l},{grid[t][l]:G6},{grid[t][l] - setup.LowScore:G6}\n");
-            Console.Write(sb);
-            return 0;
-        }
+        if (csv) { Console.Write(result.ToCsv()); return 0; }
         Console.WriteLine($"Answer {Out.Show(setup.Answer)}: clean p = {setup.HighScore:F4} (high), corrupted p = {setup.LowScore:F4} (low); noise ν = {setup.Noise:F4}, {setup.Samples} samples, window {setup.Window}");
         const string shades = " .:-=+*#%@";
         foreach (var (kind, grid) in result.Scores)

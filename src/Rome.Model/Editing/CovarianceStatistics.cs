@@ -58,6 +58,21 @@ public static class CovarianceStatistics
         return c;
     }
 
+    /// <summary>
+    /// C for an editor's layer as ROME wants it: null for identity covariance, else C over <paramref name="corpusPath"/>
+    /// (a text file or folder) or the model's own training sentences, computed on first use and cached.
+    /// </summary>
+    public static Func<Tensor>? ForEditor(LanguageModel lm, RomeHyperParameters hp, string cacheFolder, string? corpusPath = null,
+                                          IProgress<double>? progress = null, CancellationToken cancel = default)
+    {
+        if (hp.Covariance == "identity") return null;
+        var corpus = (corpusPath is null ? DefaultCorpus(lm) : ReadCorpus(corpusPath)).ToList();
+        Tensor? c = null;
+        // The first call may happen inside an edit's dispose scope: C must outlive it, so it is detached and owned
+        // by this function (it is reused by every later edit).
+        return () => c ??= GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, cacheFolder, progress, cancel).DetachFromDisposeScope();
+    }
+
     public static bool IsCached(LanguageModel lm, int layer, IReadOnlyList<string> corpus, int maxTokens, string cacheFolder) =>
         File.Exists(CachePath(lm, layer, CorpusId(corpus), maxTokens, cacheFolder));
 

@@ -42,6 +42,18 @@ public sealed record TraceResult(TraceSetup Setup, IReadOnlyDictionary<TraceKind
 {
     public double IndirectEffect(TraceKind kind, int token, int layer) => Scores[kind][token][layer] - Setup.LowScore;
 
+    /// <summary>Every cell as CSV: kind, token, whether it is a subject token, layer, score and indirect effect.</summary>
+    public string ToCsv()
+    {
+        var sb = new System.Text.StringBuilder("kind,token_index,token,subject,layer,score,indirect_effect\n");
+        foreach (var (kind, grid) in Scores)
+            for (int t = 0; t < grid.Length; t++)
+                for (int l = 0; l < grid[t].Length; l++)
+                    sb.Append(System.Globalization.CultureInfo.InvariantCulture,
+                        $"{kind.ToString().ToLowerInvariant()},{t},\"{Setup.Tokens[t].Replace("\"", "\"\"")}\",{Setup.Subject.Contains(t)},{l},{grid[t][l]:G6},{IndirectEffect(kind, t, l):G6}\n");
+        return sb.ToString();
+    }
+
     public static TraceResult Collect(IEnumerable<TraceEvent> events)
     {
         TraceSetup? setup = null;
