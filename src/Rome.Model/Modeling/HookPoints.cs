@@ -53,8 +53,6 @@ public sealed class Interventions
 
     public static readonly Interventions None = new();
 
-    public bool IsEmpty => _hooks.Count == 0 && Overlays.Count == 0;
-
     /// <summary>
     /// Adds a hook. It receives the activation and returns the activation to continue with (the same
     /// tensor to only read it). Hooks at one point run in the order they were added.
@@ -100,6 +98,4 @@ public sealed class Interventions
         }
         return x;
     }
-
-    internal bool Has(HookPoint point) => _hooks.ContainsKey(point);
 }

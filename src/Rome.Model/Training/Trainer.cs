@@ -80,8 +80,8 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         var optimizerPath = Path.Combine(folder, OptimizerFile);
         if (start > 0 && File.Exists(optimizerPath)) optimizer.load_state_dict(optimizerPath);
 
-        var corpusTokens = corpus.Facts.SelectMany(f => _bySubject[f.Subject])
-            .SelectMany(f => corpus.ByRelation[f.Relation].Trained.Select(t => RelationTemplates.Render(t, f.Subject, f.Object)))
+        // Every token a training sentence can produce, with or without a leading space.
+        var corpusTokens = corpus.TrainingSentences()
             .SelectMany(s => _tokenizer.Encode(" " + s).Concat(_tokenizer.Encode(s)))
             .Append(TextTokenizer.EndOfText).Distinct().Order().ToArray();
         var fullFrom = options.Softmax == "full" ? 0 : (int)(options.Steps * (1 - options.FullSoftmaxFraction));
