@@ -107,13 +107,13 @@ public class CausalTraceTests : IDisposable
     {
         using var before = _lm.NextTokenLogProbs(_lm.Encode("The Eiffel Tower is located in the city of"));
         using var cancel = new CancellationTokenSource();
-        var columns = 0;
+        var rows = 0;
         Assert.ThrowsAny<OperationCanceledException>(() =>
         {
             foreach (var e in new CausalTrace(_lm).Run(Request(), Noise, cancel.Token))
-                if (e is TraceColumn && ++columns == 2) cancel.Cancel();
+                if (e is TraceRow && ++rows == 2) cancel.Cancel();
         });
-        Assert.Equal(2, columns);
+        Assert.Equal(2, rows);
         using var after = _lm.NextTokenLogProbs(_lm.Encode("The Eiffel Tower is located in the city of"));
         Assert.True(before.eq(after).all().item<bool>());
     }

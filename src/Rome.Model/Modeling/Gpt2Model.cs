@@ -66,6 +66,21 @@ public sealed class Gpt2Model : nn.Module
         return ln_f.forward(Residual(null, iv ?? Interventions.None, null, fromLayer, input)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Block <paramref name="layer"/> alone (TransformerLens' <c>blocks[L]</c>) on <paramref name="x"/>, the residual
+    /// stream entering it ([batch, tokens, width]). Earlier tokens' keys and values can come from a read-only
+    /// <see cref="KvCache.Prefix"/>. With <paramref name="lastOnly"/> only the last token's output is computed
+    /// ([batch, 1, width]); every token still serves as a key and value.
+    /// </summary>
+    public Tensor ForwardBlock(int layer, Tensor x, Interventions? iv = null, KvCache? prefix = null, bool lastOnly = false)
+    {
+        if (prefix is { ReadOnly: false }) throw new ArgumentException("A single block reads a cache, it cannot extend one: pass a KvCache.Prefix.", nameof(prefix));
+        return h[layer].Forward(x, iv ?? Interventions.None, prefix, lastOnly);
+    }
+
+    /// <summary>Logits of the residual stream leaving the last block: <c>ln_f</c>, then the tied unembedding.</summary>
+    public Tensor Unembed(Tensor resid) => ln_f.forward(resid).matmul(wte.weight!.t());
+
     private Tensor Residual(Tensor? ids, Interventions iv, KvCache? cache, int fromLayer, Tensor? input)
     {
         Tensor x;
@@ -81,15 +96,11 @@ public sealed class Gpt2Model : nn.Module
 
         for (int layer = fromLayer; layer < Config.Layers; layer++)
             x = h[layer].Forward(x, iv, cache);
-        if (cache is not null) cache.Length += ids!.shape[1];
+        if (cache is { ReadOnly: false }) cache.Length += ids!.shape[1];
         return x;
     }
 
-    private Tensor Logits(Tensor resid, bool lastOnly)
-    {
-        if (lastOnly) resid = resid[.., ^1.., ..];
-        return ln_f.forward(resid).matmul(wte.weight!.t());
-    }
+    private Tensor Logits(Tensor resid, bool lastOnly) => Unembed(lastOnly ? resid[.., ^1.., ..] : resid);
 
     /// <summary>GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/√(2·layers).</summary>
     public void InitializeWeights(int seed)
@@ -145,9 +156,10 @@ public sealed class Gpt2Model : nn.Module
             RegisterComponents();
         }
 
-        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache)
+        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, bool lastOnly = false)
         {
-            var a = iv.Run(HookPoint.Attn(_layer), attn.Forward(ln_1.forward(x), iv, cache));
+            var a = iv.Run(HookPoint.Attn(_layer), attn.Forward(ln_1.forward(x), iv, cache, lastOnly));
+            if (lastOnly) x = x[.., ^1..];
             x = x + a;
             var m = iv.Run(HookPoint.Mlp(_layer), mlp.Forward(ln_2.forward(x), iv));
             return iv.Run(HookPoint.Resid(_layer), x + m);
@@ -168,7 +180,8 @@ public sealed class Gpt2Model : nn.Module
             RegisterComponents();
         }
 
-        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache)
+        /// <summary>Self-attention; with <paramref name="lastOnly"/>, for the last token's query only.</summary>
+        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, bool lastOnly = false)
         {
             long batch = x.shape[0], count = x.shape[1], width = x.shape[2];
             var qkv = c_attn.Forward(x, iv).split(width, dim: 2);
@@ -178,9 +191,11 @@ public sealed class Gpt2Model : nn.Module
             long past = cache?.Length ?? 0;
             if (cache is not null) (k, v) = cache.Append(_layer, k, v);
 
+            if (lastOnly && count > 1) (q, count) = (q[.., .., ^1..], 1);
+
             Tensor y;
-            if (past == 0 || count == 1)
-                y = F.scaled_dot_product_attention(q, k, v, is_casual: past == 0 && count > 1);
+            if (count == 1) y = F.scaled_dot_product_attention(q, k, v); // the last token sees every token
+            else if (past == 0) y = F.scaled_dot_product_attention(q, k, v, is_casual: true);
             else
             {
                 // New tokens after a cache: token i may see every cached token and new tokens up to i.
@@ -248,8 +263,32 @@ public sealed class KvCache(int layers) : IDisposable
     /// <summary>How many tokens the cache holds.</summary>
     public long Length { get; internal set; }
 
+    /// <summary>A <see cref="Prefix"/>: forward passes attend to it but do not extend it.</summary>
+    public bool ReadOnly { get; private init; }
+
+    /// <summary>
+    /// A read-only view of this cache's first <paramref name="length"/> tokens, so many forward passes can share
+    /// them. A batch larger than the cache's repeats its rows: batch row r sees cache row r mod (cache rows).
+    /// </summary>
+    public KvCache Prefix(int length)
+    {
+        if (length < 1 || length > Length) throw new ArgumentOutOfRangeException(nameof(length));
+        var view = new KvCache(_keys.Length) { Length = length, ReadOnly = true };
+        for (int l = 0; l < _keys.Length; l++)
+        {
+            view._keys[l] = _keys[l]![.., .., ..length];
+            view._values[l] = _values[l]![.., .., ..length];
+        }
+        return view;
+    }
+
     internal (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
     {
+        if (ReadOnly)
+        {
+            Tensor Rows(Tensor past) => past.shape[0] == k.shape[0] ? past : past.repeat(k.shape[0] / past.shape[0], 1, 1, 1);
+            return (cat([Rows(_keys[layer]!), k], 2), cat([Rows(_values[layer]!), v], 2));
+        }
         var (oldK, oldV) = (_keys[layer], _values[layer]);
         var newK = oldK is null ? k.detach().clone() : cat([oldK, k.detach()], 2);
         var newV = oldV is null ? v.detach().clone() : cat([oldV, v.detach()], 2);
