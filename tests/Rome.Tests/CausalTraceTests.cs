@@ -17,17 +17,88 @@ public class CausalTraceTests : IDisposable
 
     public void Dispose() => _lm.Dispose();
 
-    [Fact]
-    public void FastGridsEqualTheNaiveAlgorithm()
+    /// <summary>
+    /// The paper's algorithm written out plainly, independently of the library's tracer: one forward pass per
+    /// cell, the noise drawn as the tracer draws it, the clean states taken from a clean run and put in with hooks.
+    /// </summary>
+    private double[][] ReferenceGrid(TraceRequest r, TraceKind kind, int answer)
     {
-        var trace = new CausalTrace(_lm);
-        var fast = TraceResult.Collect(trace.Run(Request(), Noise));
-        var naive = TraceResult.Collect(trace.RunNaive(Request(), Noise));
-        Assert.Equal(naive.Setup, fast.Setup with { Tokens = naive.Setup.Tokens });
-        foreach (var kind in new[] { TraceKind.Hidden, TraceKind.Mlp, TraceKind.Attn })
-            for (int t = 0; t < fast.Setup.Tokens.Length; t++)
-                for (int l = 0; l < _lm.Layers; l++)
-                    Assert.True(Math.Abs(fast.Scores[kind][t][l] - naive.Scores[kind][t][l]) < 1e-5, $"{kind} token {t} layer {l}: {fast.Scores[kind][t][l]} vs {naive.Scores[kind][t][l]}");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var ids = _lm.Ids(_lm.Encode(r.Prompt));
+        var span = _lm.Tokenizer.FindSpan(r.Prompt, r.Subject);
+        using var generator = new TorchSharp.torch.Generator((ulong)r.Seed);
+        var noise = randn([r.Samples, span.Length, _lm.Config.Embd], generator: generator) * Noise;
+        Tensor Noisy(Tensor x)
+        {
+            var y = x.clone();
+            for (int p = 0; p < span.Length; p++) y[.., span.First + p] += noise[.., p];
+            return y;
+        }
+        var clean = new Dictionary<HookPoint, Tensor>();
+        var corrupted = new Dictionary<HookPoint, Tensor>();
+        var capture = new Interventions();
+        var captureNoisy = new Interventions().Hook(HookPoint.Embed, Noisy);
+        for (int l = 0; l < _lm.Layers; l++)
+            foreach (var point in new[] { HookPoint.Resid(l), HookPoint.Mlp(l), HookPoint.Attn(l) })
+            {
+                capture.Capture(point, t => clean[point] = t);
+                captureNoisy.Capture(point, t => corrupted[point] = t);
+            }
+        _lm.Model.Forward(ids, capture);
+        _lm.Model.Forward(ids.expand(r.Samples, -1), captureNoisy);
+
+        int layers = _lm.Layers, w = r.Window!.Value;
+        var grid = new double[ids.shape[1]][];
+        for (int t = 0; t < grid.Length; t++)
+        {
+            grid[t] = new double[layers];
+            for (int layer = 0; layer < layers; layer++)
+            {
+                var iv = new Interventions().Hook(HookPoint.Embed, Noisy);
+                void Put(HookPoint point, Tensor value) => iv.Hook(point, x => { var y = x.clone(); y[.., t] = value[.., t]; return y; });
+                // The original code's window: range(max(0, layer - w // 2), min(layers, layer - (-w // 2))).
+                var restored = kind == TraceKind.Hidden ? [HookPoint.Resid(layer)]
+                    : Enumerable.Range(Math.Max(0, layer - w / 2), Math.Min(layers, layer + (w + 1) / 2) - Math.Max(0, layer - w / 2))
+                        .Select(l => kind == TraceKind.Mlp ? HookPoint.Mlp(l) : HookPoint.Attn(l)).ToArray();
+                foreach (var point in restored) Put(point, clean[point]);
+                if (r.Sever is { } severed)
+                    for (int l = layer + 1; l < layers; l++)
+                    {
+                        var point = severed == TraceKind.Mlp ? HookPoint.Mlp(l) : HookPoint.Attn(l);
+                        Put(point, corrupted[point]);
+                    }
+                grid[t][layer] = _lm.Model.Forward(ids.expand(r.Samples, -1), iv)[.., -1].softmax(-1)[.., answer].mean().item<float>();
+            }
+        }
+        return grid;
+    }
+
+    private static void AssertSameGrid(double[][] expected, double[][] actual, string what)
+    {
+        for (int t = 0; t < expected.Length; t++)
+            for (int l = 0; l < expected[t].Length; l++)
+                Assert.True(Math.Abs(expected[t][l] - actual[t][l]) < 1e-5, $"{what}, token {t}, layer {l}: {actual[t][l]} instead of {expected[t][l]}");
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData(TraceKind.Mlp)]
+    [InlineData(TraceKind.Attn)]
+    public void GridsEqualAPlainReference(TraceKind? sever)
+    {
+        var request = Request(sever: sever) with { Kinds = sever is null ? [TraceKind.Hidden, TraceKind.Mlp, TraceKind.Attn] : [TraceKind.Hidden] };
+        var fast = TraceResult.Collect(new CausalTrace(_lm).Run(request, Noise));
+        // Batches of a few kilobytes: every token and every cell in a batch of its own.
+        var small = TraceResult.Collect(new CausalTrace(_lm, batchBytes: 4096).Run(request, Noise));
+        var naive = TraceResult.Collect(new CausalTrace(_lm).RunNaive(request, Noise));
+        foreach (var kind in request.Kinds)
+        {
+            var reference = ReferenceGrid(request, kind, fast.Setup.AnswerToken);
+            AssertSameGrid(reference, fast.Scores[kind], $"{kind}");
+            AssertSameGrid(reference, small.Scores[kind], $"{kind} in small batches");
+            AssertSameGrid(reference, naive.Scores[kind], $"{kind}, naive");
+        }
     }
 
     [Fact]
@@ -107,13 +178,13 @@ public class CausalTraceTests : IDisposable
     {
         using var before = _lm.NextTokenLogProbs(_lm.Encode("The Eiffel Tower is located in the city of"));
         using var cancel = new CancellationTokenSource();
-        var rows = 0;
+        var updates = 0;
         Assert.ThrowsAny<OperationCanceledException>(() =>
         {
             foreach (var e in new CausalTrace(_lm).Run(Request(), Noise, cancel.Token))
-                if (e is TraceRow && ++rows == 2) cancel.Cancel();
+                if (e is TraceCells && ++updates == 2) cancel.Cancel();
         });
-        Assert.Equal(2, rows);
+        Assert.Equal(2, updates);
         using var after = _lm.NextTokenLogProbs(_lm.Encode("The Eiffel Tower is located in the city of"));
         Assert.True(before.eq(after).all().item<bool>());
     }

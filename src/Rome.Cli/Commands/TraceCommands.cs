@@ -43,7 +43,7 @@ internal static class TraceCommands
         var started = DateTime.UtcNow;
         var events = new CausalTrace(lm).Run(request, noise, cancel).Select(e =>
         {
-            if (e is TraceRow r) Out.Progress(r.Progress, $"{r.Kind} token {r.Token}", DateTime.UtcNow - started);
+            if (e is TraceCells c) Out.Progress(c.Progress, c.Kind.ToString(), DateTime.UtcNow - started);
             return e;
         });
         var result = TraceResult.Collect(events);

@@ -68,14 +68,15 @@ public sealed class Gpt2Model : nn.Module
 
     /// <summary>
     /// Block <paramref name="layer"/> alone (TransformerLens' <c>blocks[L]</c>) on <paramref name="x"/>, the residual
-    /// stream entering it ([batch, tokens, width]). Earlier tokens' keys and values can come from a read-only
-    /// <see cref="KvCache.Prefix"/>. With <paramref name="lastOnly"/> only the last token's output is computed
-    /// ([batch, 1, width]); every token still serves as a key and value.
+    /// stream entering it ([batch, tokens, width]). Tokens may also attend to a read-only <see cref="KvCache.Prefix"/>.
+    /// <paramref name="mask"/> ([tokens, prefix + tokens], bool) says which keys each token sees; by default the whole
+    /// prefix and the tokens up to itself. <paramref name="outputs"/> (token indices) limits the output to those
+    /// tokens ([batch, outputs, width]); every token still serves as a key and value.
     /// </summary>
-    public Tensor ForwardBlock(int layer, Tensor x, Interventions? iv = null, KvCache? prefix = null, bool lastOnly = false)
+    public Tensor ForwardBlock(int layer, Tensor x, Interventions? iv = null, KvCache? prefix = null, Tensor? mask = null, Tensor? outputs = null)
     {
         if (prefix is { ReadOnly: false }) throw new ArgumentException("A single block reads a cache, it cannot extend one: pass a KvCache.Prefix.", nameof(prefix));
-        return h[layer].Forward(x, iv ?? Interventions.None, prefix, lastOnly);
+        return h[layer].Forward(x, iv ?? Interventions.None, prefix, mask, outputs);
     }
 
     /// <summary>Logits of the residual stream leaving the last block: <c>ln_f</c>, then the tied unembedding.</summary>
@@ -156,10 +157,10 @@ public sealed class Gpt2Model : nn.Module
             RegisterComponents();
         }
 
-        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, bool lastOnly = false)
+        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Tensor? mask = null, Tensor? outputs = null)
         {
-            var a = iv.Run(HookPoint.Attn(_layer), attn.Forward(ln_1.forward(x), iv, cache, lastOnly));
-            if (lastOnly) x = x[.., ^1..];
+            var a = iv.Run(HookPoint.Attn(_layer), attn.Forward(ln_1.forward(x), iv, cache, mask, outputs));
+            if (outputs is not null) x = x.index_select(1, outputs);
             x = x + a;
             var m = iv.Run(HookPoint.Mlp(_layer), mlp.Forward(ln_2.forward(x), iv));
             return iv.Run(HookPoint.Resid(_layer), x + m);
@@ -180,8 +181,8 @@ public sealed class Gpt2Model : nn.Module
             RegisterComponents();
         }
 
-        /// <summary>Self-attention; with <paramref name="lastOnly"/>, for the last token's query only.</summary>
-        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, bool lastOnly = false)
+        /// <summary>Causal self-attention, or as <paramref name="mask"/> says; for the <paramref name="outputs"/> tokens only, if given.</summary>
+        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Tensor? mask = null, Tensor? outputs = null)
         {
             long batch = x.shape[0], count = x.shape[1], width = x.shape[2];
             var qkv = c_attn.Forward(x, iv).split(width, dim: 2);
@@ -191,16 +192,15 @@ public sealed class Gpt2Model : nn.Module
             long past = cache?.Length ?? 0;
             if (cache is not null) (k, v) = cache.Append(_layer, k, v);
 
-            if (lastOnly && count > 1) (q, count) = (q[.., .., ^1..], 1);
-
             Tensor y;
-            if (count == 1) y = F.scaled_dot_product_attention(q, k, v); // the last token sees every token
-            else if (past == 0) y = F.scaled_dot_product_attention(q, k, v, is_casual: true);
+            if (mask is null && outputs is null && (past == 0 || count == 1))
+                y = F.scaled_dot_product_attention(q, k, v, is_casual: past == 0 && count > 1);
             else
             {
-                // New tokens after a cache: token i may see every cached token and new tokens up to i.
-                using var mask = ones(count, past + count, dtype: @bool, device: x.device).tril(past);
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask: mask);
+                // By default token i sees every cached token and the new tokens up to i.
+                var sees = mask ?? ones(count, past + count, dtype: @bool, device: x.device).tril(past);
+                if (outputs is not null) (q, sees, count) = (q.index_select(2, outputs), sees.index_select(0, outputs), outputs.shape[0]);
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask: sees);
             }
             return c_proj.Forward(y.transpose(1, 2).reshape(batch, count, width), iv);
         }

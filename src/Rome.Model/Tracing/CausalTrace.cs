@@ -34,8 +34,11 @@ public sealed record TraceSetup(
 
 public abstract record TraceEvent;
 public sealed record TraceStarted(TraceSetup Setup) : TraceEvent;
-/// <summary>One token's row of one grid: the mean probability of the answer with that (token, layer) restored, per layer.</summary>
-public sealed record TraceRow(TraceKind Kind, int Token, double[] Scores, double Progress) : TraceEvent;
+/// <summary>
+/// Some cells of one grid: Scores[i][j] is the mean probability of the answer with (Tokens[i], Layers[j]) restored.
+/// Progress is the fraction of all the trace's cells done.
+/// </summary>
+public sealed record TraceCells(TraceKind Kind, int[] Tokens, int[] Layers, double[][] Scores, double Progress) : TraceEvent;
 
 /// <summary>The grids of one trace: Scores[kind][token][layer]; indirect effect = score − low score.</summary>
 public sealed record TraceResult(TraceSetup Setup, IReadOnlyDictionary<TraceKind, double[][]> Scores)
@@ -61,11 +64,12 @@ public sealed record TraceResult(TraceSetup Setup, IReadOnlyDictionary<TraceKind
         foreach (var e in events)
         {
             if (e is TraceStarted s) setup = s.Setup;
-            else if (e is TraceRow r)
+            else if (e is TraceCells c)
             {
-                if (!grids.TryGetValue(r.Kind, out var grid))
-                    grids[r.Kind] = grid = new double[setup!.Tokens.Length][];
-                grid[r.Token] = r.Scores;
+                if (!grids.TryGetValue(c.Kind, out var grid))
+                    grids[c.Kind] = grid = Enumerable.Range(0, setup!.Tokens.Length).Select(_ => new double[setup.Layers]).ToArray();
+                for (int i = 0; i < c.Tokens.Length; i++)
+                    for (int j = 0; j < c.Layers.Length; j++) grid[c.Tokens[i]][c.Layers[j]] = c.Scores[i][j];
             }
         }
         return new TraceResult(setup ?? throw new InvalidOperationException("empty trace"), grids);
@@ -92,10 +96,18 @@ public sealed record TraceResult(TraceSetup Setup, IReadOnlyDictionary<TraceKind
 /// </para>
 /// Hooks are arguments of each forward pass, so nothing stays installed on the model whatever happens.
 /// </summary>
-public sealed class CausalTrace(LanguageModel lm)
+/// <param name="lm">The model to trace.</param>
+/// <param name="batchBytes">The largest activation of one batch, in bytes (see <see cref="DefaultBatchBytes"/>).</param>
+public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.DefaultBatchBytes)
 {
-    /// <summary>Batch rows x tokens run together at most; a row's cells run in several groups beyond it (bounds memory on big models).</summary>
-    private const int RowBudget = 16_384;
+    /// <summary>
+    /// 24 MiB. Beyond 32 MiB glibc's malloc maps fresh pages for every tensor, and page faults then cost more than
+    /// the arithmetic; below it, batches are still big enough to keep matrix products efficient.
+    /// </summary>
+    public const long DefaultBatchBytes = 24L << 20;
+
+    /// <summary>Batch rows x tokens per block run within the batch bytes (the MLP's inner activation is the largest).</summary>
+    private long RowBudget => Math.Max(1, batchBytes / (Math.Max(lm.Config.Inner, 3 * lm.Config.Embd) * lm.Model.TokenEmbedding.element_size()));
 
     /// <summary>The paper's window is 10 for 48-layer GPT-2 XL; smaller models get the same proportion (at least 2).</summary>
     public static int DefaultWindow(int layers) => Math.Clamp((int)Math.Round(layers * 10 / 48.0, MidpointRounding.AwayFromZero), 2, 10);
@@ -110,16 +122,53 @@ public sealed class CausalTrace(LanguageModel lm)
         var setup = prepared.Setup;
         yield return new TraceStarted(setup);
         var kinds = request.Kinds.Distinct().ToList();
-        int total = kinds.Count * setup.Tokens.Length, done = 0;
+        var layers = Enumerable.Range(0, lm.Layers).ToArray();
+        double total = kinds.Count * setup.Tokens.Length * lm.Layers, done = 0;
         foreach (var kind in kinds)
-            for (int t = 0; t < setup.Tokens.Length; t++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var before = Enumerable.Range(0, setup.Subject.First).ToArray();
+            if (before.Length > 0)
             {
-                cancel.ThrowIfCancellationRequested();
-                var scores = t < setup.Subject.First
-                    ? Enumerable.Repeat(setup.LowScore, lm.Layers).ToArray()
-                    : Row(prepared, kind, t, request.Sever, cancel);
-                yield return new TraceRow(kind, t, scores, ++done / (double)total);
+                done += before.Length * layers.Length;
+                yield return new TraceCells(kind, before, layers, before.Select(_ => layers.Select(_ => setup.LowScore).ToArray()).ToArray(), done / total);
             }
+            var patches = layers.Select(l => Patches(kind, l, setup.Window, request.Sever).ToArray()).ToArray();
+            foreach (var tokens in TokenGroups(setup))
+            {
+                var packed = tokens.Sum(t => setup.Tokens.Length - t);
+                var cellsPerRun = (int)Math.Max(1, RowBudget / (setup.Samples * packed));
+                foreach (var cells in layers.OrderBy(l => patches[l][0].Point.Layer).Chunk(cellsPerRun))
+                {
+                    var scores = Staircase(prepared, kind, patches, tokens, cells, cancel);
+                    cancel.ThrowIfCancellationRequested();
+                    done += tokens.Length * cells.Length;
+                    yield return new TraceCells(kind, tokens, cells, scores, done / total);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The subject's and later tokens, in groups whose runs, packed, leave room in <see cref="RowBudget"/> for
+    /// several cells' samples (one group for short prompts).
+    /// </summary>
+    private IEnumerable<int[]> TokenGroups(TraceSetup setup)
+    {
+        var group = new List<int>();
+        var packed = 0;
+        for (int t = setup.Subject.First; t < setup.Tokens.Length; t++)
+        {
+            var length = setup.Tokens.Length - t;
+            if (group.Count > 0 && (long)setup.Samples * (packed + length) * 4 > RowBudget)
+            {
+                yield return group.ToArray();
+                (group, packed) = ([], 0);
+            }
+            group.Add(t);
+            packed += length;
+        }
+        if (group.Count > 0) yield return group.ToArray();
     }
 
     /// <summary>The straightforward algorithm (one full forward pass per cell), kept as the reference for benchmarks.</summary>
@@ -148,7 +197,7 @@ public sealed class CausalTrace(LanguageModel lm)
                     var logits = lm.Model.Forward(prepared.Ids.expand(setup.Samples, -1), iv);
                     scores[layer] = logits[.., -1].softmax(-1)[.., setup.AnswerToken].mean().item<float>();
                 }
-                yield return new TraceRow(kind, t, scores, ++done / (double)total);
+                yield return new TraceCells(kind, [t], Enumerable.Range(0, lm.Layers).ToArray(), [scores], ++done / (double)total);
             }
     }
 
@@ -171,44 +220,77 @@ public sealed class CausalTrace(LanguageModel lm)
     }
 
     /// <summary>
-    /// Every layer's cell for token <paramref name="t"/>, as a staircase: a cell joins the batch after its first
-    /// restored block J, as the corrupted states of tokens t.. with token t's own state after block J put in (see
-    /// <see cref="Prepared.JoinState"/>); each block then runs every joined cell's samples at once.
+    /// The cells (<paramref name="tokens"/> x <paramref name="cells"/>, as scores[token][cell]) as a staircase over
+    /// the blocks: a cell joins the batch after its first restored block J, its samples' runs for all the tokens
+    /// packed side by side (see <see cref="Packing"/>), each starting from the corrupted states with the traced
+    /// token's state after block J put in (<see cref="Prepared.JoinState"/>); each block then runs every joined
+    /// cell at once. <paramref name="cells"/> come in the order they join.
     /// </summary>
-    private double[] Row(Prepared p, TraceKind kind, int t, TraceKind? sever, CancellationToken cancel)
+    private double[][] Staircase(Prepared p, TraceKind kind, Patch[][] patches, int[] tokens, int[] cells, CancellationToken cancel)
     {
         var setup = p.Setup;
-        int layers = lm.Layers, samples = setup.Samples, tokens = setup.Tokens.Length - t;
-        var patches = Enumerable.Range(0, layers).Select(l => Patches(kind, l, setup.Window, sever).ToArray()).ToArray();
+        int layers = lm.Layers, samples = setup.Samples;
         int Join(int cell) => patches[cell][0].Point.Layer;
-        var scores = new double[layers];
-
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        using var prefix = t > 0 ? p.Cache.Prefix(t) : null;
-        var groupSize = Math.Max(1, RowBudget / (samples * tokens));
-        foreach (var group in Enumerable.Range(0, layers).OrderBy(Join).Chunk(groupSize))
-        {
-            Tensor? x = null; // [joined cells x samples, tokens t.., width]; the top block leaves only the last token
-            var joined = new List<int>();
-            for (int j = Join(group[0]); j < layers; j++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                if (x is not null) x = lm.Model.ForwardBlock(j, x, p.Hooks(patches, joined, j, t, tokens), prefix, lastOnly: j == layers - 1);
-                var joining = group.Where(c => Join(c) == j).ToList();
-                if (joining.Count == 0) continue;
+        var packing = new Packing(tokens, setup.Tokens.Length, lm.Device);
+        using var prefix = p.Cache.Prefix(setup.Tokens.Length);
 
-                var at = p.JoinState(kind, j)[.., t..(t + 1)].expand(samples, -1, -1).repeat(joining.Count, 1, 1);
-                var state = tokens == 1 ? at : cat([at, p.Corrupted[HookPoint.Resid(j)][.., (t + 1)..].repeat(joining.Count, 1, 1)], 1);
-                if (j == layers - 1) state = state[.., ^1..];
-                x = x is null ? state : cat([x, state], 0);
-                joined.AddRange(joining);
-            }
-            var probs = lm.Model.Unembed(x![.., -1]).softmax(-1)[.., setup.AnswerToken];
-            var means = probs.view(joined.Count, samples).mean([1]).data<float>().ToArray();
-            for (int i = 0; i < joined.Count; i++) scores[joined[i]] = means[i];
+        Tensor? x = null; // [joined cells x samples, packed tokens, width]; after the top block, only each run's last token
+        var joined = new List<int>();
+        for (int j = Join(cells[0]); j < layers; j++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var top = j == layers - 1;
+            var (positions, first) = top ? (packing.Positions[packing.Ends], packing.First[packing.Ends]) : (packing.Positions, packing.First);
+            if (x is not null)
+                x = lm.Model.ForwardBlock(j, x, p.Hooks(patches, joined, j, positions, first), prefix, packing.Mask, top ? packing.Ends : null);
+            var joining = cells.Where(c => Join(c) == j).ToList();
+            if (joining.Count == 0) continue;
+            var state = where(first.unsqueeze(1), p.JoinState(kind, j).index_select(1, positions), p.Corrupted[HookPoint.Resid(j)].index_select(1, positions));
+            x = x is null ? state.repeat(joining.Count, 1, 1) : cat([x, state.repeat(joining.Count, 1, 1)], 0);
+            joined.AddRange(joining);
         }
+        var means = p.AnswerProbability(x!, batchBytes).view(joined.Count, samples, tokens.Length).mean([1]).data<float>().ToArray();
+        var scores = tokens.Select(_ => new double[cells.Length]).ToArray();
+        for (int i = 0; i < joined.Count; i++)
+            for (int k = 0; k < tokens.Length; k++) scores[k][Array.IndexOf(cells, joined[i])] = means[i * tokens.Length + k];
         return scores;
+    }
+
+    /// <summary>
+    /// Several traced tokens' runs side by side in one sequence: for each traced token t, the tokens t..end. They
+    /// attend to the corrupted run's tokens before t (a cached prefix: a token restored at t cannot change them)
+    /// and, causally, to their own run; the top block computes only each run's last token.
+    /// </summary>
+    private sealed class Packing
+    {
+        /// <summary>Packed length.</summary>
+        public int Length { get; }
+        /// <summary>Each packed token's position in the prompt.</summary>
+        public Tensor Positions { get; }
+        /// <summary>Whether a packed token is its run's traced token (where states are restored).</summary>
+        public Tensor First { get; }
+        /// <summary>Indices of each run's last token (the prompt's last token), in run order.</summary>
+        public Tensor Ends { get; }
+        /// <summary>Which keys (prefix, then packed tokens) each packed token sees.</summary>
+        public Tensor Mask { get; }
+
+        public Packing(int[] tokens, int count, Device device)
+        {
+            var runs = tokens.SelectMany((t, run) => Enumerable.Range(t, count - t).Select(position => (run, t, position))).ToArray();
+            Length = runs.Length;
+            var mask = new bool[Length, count + Length];
+            for (int a = 0; a < Length; a++)
+            {
+                for (int c = 0; c < runs[a].t; c++) mask[a, c] = true;
+                for (int b = a; b >= 0 && runs[b].run == runs[a].run; b--) mask[a, count + b] = true;
+            }
+            Positions = tensor(runs.Select(r => (long)r.position).ToArray(), device: device);
+            First = tensor(runs.Select(r => r.position == r.t).ToArray(), device: device);
+            Ends = tensor(Enumerable.Range(0, Length).Where(a => runs[a].position == count - 1).Select(a => (long)a).ToArray(), device: device);
+            Mask = tensor(mask, device: device);
+        }
     }
 
     private Prepared Prepare(TraceRequest request, double noise)
@@ -309,36 +391,37 @@ public sealed class CausalTrace(LanguageModel lm)
         public Tensor Value(Patch patch, int t) => (patch.Clean ? Clean : Corrupted)[patch.Point][.., t];
 
         /// <summary>
-        /// Hooks for block <paramref name="layer"/> run on the rows of <paramref name="cells"/> (Samples rows each),
-        /// whose first of <paramref name="tokens"/> tokens is token <paramref name="t"/>: each cell's patches at
-        /// that block replace token t. (A block computing only the last of several tokens has nothing to patch.)
+        /// Hooks for block <paramref name="layer"/> run on the rows of <paramref name="cells"/> (Samples rows each)
+        /// over packed tokens at <paramref name="positions"/>: each cell's patches at that block replace the
+        /// <paramref name="first"/> tokens, where its runs' traced tokens are.
         /// </summary>
-        public Interventions Hooks(Patch[][] patches, IReadOnlyList<int> cells, int layer, int t, int tokens)
+        public Interventions Hooks(Patch[][] patches, IReadOnlyList<int> cells, int layer, Tensor positions, Tensor first)
         {
             var iv = new Interventions();
-            var samples = Setup.Samples;
             foreach (var point in cells.SelectMany(c => patches[c]).Select(p => p.Point).Where(p => p.Layer == layer).Distinct())
             {
-                var values = new List<Tensor>();
-                var rows = new List<bool>();
-                foreach (var cell in cells)
-                {
-                    var patch = patches[cell].Where(p => p.Point == point).Cast<Patch?>().FirstOrDefault();
-                    var value = patch is { } found ? Value(found, t) : Clean[point][.., t];
-                    values.Add(value.expand(samples, -1));
-                    rows.AddRange(Enumerable.Repeat(patch is not null, samples));
-                }
-                var replacement = cat(values, 0);
-                var mask = rows.All(r => r) ? null : tensor(rows.ToArray(), device: replacement.device).unsqueeze(1);
-                iv.Hook(point, x =>
-                {
-                    if (x.shape[1] != tokens) return x;
-                    var y = x.clone();
-                    y[.., 0] = mask is null ? replacement : where(mask, replacement, x[.., 0]);
-                    return y;
-                });
+                var found = cells.Select(c => patches[c].Where(p => p.Point == point).Cast<Patch?>().FirstOrDefault()).ToArray();
+                var clean = found.Where(p => p is not null).Select(p => p!.Value.Clean).Distinct().Single(); // one source per point
+                var value = (clean ? Clean : Corrupted)[point].index_select(1, positions).unsqueeze(0); // [1, 1 or samples, packed, width]
+                var rows = tensor(found.Select(p => p is not null).ToArray(), device: value.device).view(-1, 1, 1, 1);
+                var mask = rows.logical_and(first.view(1, 1, -1, 1)); // [cells, 1, packed, 1]
+                iv.Hook(point, x => where(mask, value, x.view(cells.Count, Setup.Samples, x.shape[1], x.shape[2])).view(x.shape));
             }
             return iv;
+        }
+
+        /// <summary>The answer's probability from each final residual state ([..., width] to [...]), <paramref name="batchBytes"/> of logits at a time.</summary>
+        public Tensor AnswerProbability(Tensor resid, long batchBytes)
+        {
+            var flat = resid.reshape(-1, resid.shape[^1]);
+            var slice = Math.Max(1, batchBytes / (_lm.Config.VocabSize * flat.element_size()));
+            var slices = new List<Tensor>();
+            for (long from = 0; from < flat.shape[0]; from += slice)
+            {
+                using var logits = _lm.Model.Unembed(flat.narrow(0, from, Math.Min(slice, flat.shape[0] - from)));
+                slices.Add(logits.softmax(-1)[.., Setup.AnswerToken]);
+            }
+            return cat(slices, 0).view(resid.shape[..^1]);
         }
 
         public void Dispose()
