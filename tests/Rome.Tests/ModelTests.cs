@@ -50,6 +50,31 @@ public class ModelTests : IDisposable
         Assert.True(full.allclose(rest, atol: 1e-5));
     }
 
+
+    [Fact]
+    public void ABlockOnLaterTokensWithACachedPrefixEqualsTheFullBlock_AndComputesOnlyTheOutputsAsked()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        Tensor? entering = null, leaving = null;
+        using var cache = new KvCache(_lm.Layers);
+        _lm.Model.Forward(_lm.Ids(Ids).expand(2, -1), new Interventions()
+            .Capture(HookPoint.Resid(0), t => entering = t).Capture(HookPoint.Resid(1), t => leaving = t), cache);
+
+        // Tokens 2.. of block 1, attending to tokens 0-1 from the cache: a batch of 4 repeats the cache's 2 rows.
+        using var prefix = cache.Prefix(2);
+        var later = _lm.Model.ForwardBlock(1, entering![.., 2..].repeat(2, 1, 1), prefix: prefix);
+        Assert.True(later.allclose(leaving![.., 2..].repeat(2, 1, 1), atol: 1e-5));
+
+        // Only the last token, and an explicit causal mask, give the same numbers.
+        var last = _lm.Model.ForwardBlock(1, entering![.., 2..], prefix: prefix, outputs: tensor(new long[] { 2 }));
+        Assert.True(last.allclose(leaving![.., ^1..], atol: 1e-5));
+        var mask = ones(3, 5, dtype: @bool).tril(2);
+        Assert.True(_lm.Model.ForwardBlock(1, entering![.., 2..], prefix: prefix, mask: mask).allclose(leaving![.., 2..], atol: 1e-5));
+
+        // A cache that grows with generation cannot be handed to a lone block.
+        Assert.Throws<ArgumentException>(() => _lm.Model.ForwardBlock(1, entering!, prefix: cache));
+    }
     [Fact]
     public void PatchingAnActivationWithItsOwnValueChangesNothing_AndWithAnotherValueChangesLaterPositionsOnly()
     {
