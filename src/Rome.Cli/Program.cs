@@ -14,7 +14,7 @@ var commands = new Dictionary<string, (string Help, Func<CliArgs, CancellationTo
     ["stats"] = ("stats [--model DIR] --layer L [--corpus PATH] [--samples N]: build and cache C = E[k kᵀ] for a layer", EditCommands.Stats, []),
     ["counterfact"] = ("counterfact build [--model DIR] [--n 1000] [--seed S] [--out FILE]: a CounterFact-format set from the model's facts", EvalCommands.Build, []),
     ["eval"] = ("eval [--model DIR] [--dataset FILE|bundled] [--method none|rome|ft|ft-l] [--n N] [--layer L | --layers all|0,2,4] [--ft-constraint EPS] [--out DIR] [--no-generation] [--json]: CounterFact scores (resumable)", EvalCommands.Eval, ["json", "no-generation"]),
-    ["bench"] = ("bench forward|trace|edit [--model DIR] [--json]: speed figures", BenchCommands.Run, ["json", "skip-naive"]),
+    ["bench"] = ("bench forward [--batch B] [--tokens T] | trace [--repeats N] [--samples 10] [--skip-naive] | edit [--repeats 3] [--model DIR] [--json]: speed figures", BenchCommands.Run, ["json", "skip-naive"]),
     ["train"] = ("train [--out DIR] [--data DIR] [--steps N] [--layers L] [--width W] [--seed S] [--facts-per-relation N]: train the bundled model (resumes)", TrainCommands.Train, []),
     ["knows"] = ("knows [--model DIR] [--data DIR] [--unseen N] [--json]: fact recall of a model with a facts.json manifest", TrainCommands.Knows, ["json"]),
 };
