@@ -133,6 +133,13 @@ public class CounterFactEvaluatorTests : IDisposable
     private List<CounterFactCase> Cases(int n) => CounterFactDataset.Build(FactCorpus.ForModel(TestPaths.BundledModel)!, n, seed: 5);
 
     [Fact]
+    public void TheModelFolderCarriesItsFineTuningBound()
+    {
+        Assert.Equal(5e-3, _hp.FineTuneConstraint);                        // the bundled model's rome-hparams.json
+        Assert.Equal(5e-4, RomeHyperParameters.Gpt2Xl.FineTuneConstraint); // the paper's, for GPT-2 XL
+    }
+
+    [Fact]
     public void CasesDoNotLeakEdits()
     {
         var evaluator = new CounterFactEvaluator(_lm, _hp, covariance: null, generations: false);

@@ -36,12 +36,12 @@ internal static class EvalCommands
         var n = a.Int("n", 100);
         var seed = a.Int("seed", 0);
         var noGeneration = a.Flag("no-generation");
-        var constraint = a.Double("ft-constraint", 5e-4);
         var layersText = a.Get("layers");
         var outDir = Path.GetFullPath(a.Get("out", Path.Combine("eval", method)));
         using var lm = Common.LoadModel(a);
         var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Layers);
         if (a.Has("layer")) hp = hp with { Layer = a.Int("layer", hp.Layer) };
+        var constraint = a.Double("ft-constraint", hp.FineTuneConstraint);
         a.EnsureAllUsed();
         if (!CounterFactEvaluator.Methods.Contains(method))
             throw new RomeException($"Unknown method '{method}' ({string.Join(", ", CounterFactEvaluator.Methods)}; kn is not built yet).");

@@ -31,6 +31,11 @@ public sealed record RomeHyperParameters
     public string Covariance { get; init; } = "corpus";
     /// <summary>How many corpus tokens C is estimated from [mom2_n_samples is in records there; here tokens].</summary>
     public int CovarianceTokens { get; init; } = 100_000;
+    /// <summary>
+    /// Not ROME's: the FT+L baseline's bound ε on each weight's change [norm_constraint], 5e-4 for GPT-2 XL. Kept
+    /// here so a model folder carries every setting tuned for it.
+    /// </summary>
+    public double FineTuneConstraint { get; init; } = 5e-4;
 
     /// <summary>The original settings for GPT-2 XL (48 layers).</summary>
     public static RomeHyperParameters Gpt2Xl => new();
