@@ -1,6 +1,8 @@
 using Rome.Model;
+using Rome.Model.Editing;
 using Rome.Model.Modeling;
 using Rome.Model.Training;
+using TorchSharp;
 
 namespace Rome.Web.Services;
 
@@ -48,8 +50,30 @@ public sealed class ModelHost : IDisposable
 
     public LanguageModel Require() => Model ?? throw new RomeException(LoadError ?? "No model is loaded.");
 
+    private readonly Dictionary<(int Layer, int Tokens), torch.Tensor> _covariances = new();
+
+    /// <summary>
+    /// ROME's C for <paramref name="hp"/>'s layer, read from the cache (or computed) when an edit first needs it
+    /// and then shared by every session; null when <paramref name="hp"/> uses C = I.
+    /// </summary>
+    public Func<torch.Tensor>? Covariance(RomeHyperParameters hp, IProgress<double>? progress = null, CancellationToken cancel = default)
+    {
+        if (hp.Covariance == "identity") return null;
+        var key = (hp.Layer, hp.CovarianceTokens);
+        return () =>
+        {
+            lock (_covariances)
+            {
+                if (!_covariances.TryGetValue(key, out var c))
+                    _covariances[key] = c = CovarianceStatistics.ForEditor(Require(), hp, Settings.CacheFolder, progress: progress, cancel: cancel)!();
+                return c;
+            }
+        };
+    }
+
     public void Dispose()
     {
+        foreach (var c in _covariances.Values) c.Dispose();
         if (_model.IsValueCreated) _model.Value?.Dispose();
     }
 }
