@@ -101,6 +101,23 @@ public class CausalTraceTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("Paris is the capital of", "Paris", 3, 1)]          // the subject first: every token is traced
+    [InlineData("I took a photo of the Eiffel Tower", "Eiffel Tower", 1, 2)] // the subject last
+    [InlineData("Rome", "Rome", 5, 3)]                              // one token; a window wider than the model
+    public void GridsEqualAPlainReferenceWhereverTheSubjectIs(string prompt, string subject, int window, int samples)
+    {
+        var request = new TraceRequest { Prompt = prompt, Subject = subject, Samples = samples, Seed = 1, Window = window };
+        var fast = TraceResult.Collect(new CausalTrace(_lm).Run(request, Noise));
+        var small = TraceResult.Collect(new CausalTrace(_lm, batchBytes: 4096).Run(request, Noise));
+        foreach (var kind in request.Kinds)
+        {
+            var reference = ReferenceGrid(request, kind, fast.Setup.AnswerToken);
+            AssertSameGrid(reference, fast.Scores[kind], $"{kind}");
+            AssertSameGrid(reference, small.Scores[kind], $"{kind} in small batches");
+        }
+    }
+
     [Fact]
     public void ScoresMatchAHandWrittenReference()
     {
