@@ -41,10 +41,11 @@ internal static class EvalCommands
         using var lm = Common.LoadModel(a);
         var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Layers);
         if (a.Has("layer")) hp = hp with { Layer = a.Int("layer", hp.Layer) };
-        var constraint = a.Double("ft-constraint", hp.FineTuneConstraint);
+        if (a.Has("ft-constraint")) hp = hp with { FineTuneConstraint = a.Double("ft-constraint", hp.FineTuneConstraint) };
+        if (a.Has("kn-scale")) hp = hp with { KnowledgeNeuronsScale = a.Double("kn-scale", hp.KnowledgeNeuronsScale) };
         a.EnsureAllUsed();
         if (!CounterFactEvaluator.Methods.Contains(method))
-            throw new RomeException($"Unknown method '{method}' ({string.Join(", ", CounterFactEvaluator.Methods)}; kn is not built yet).");
+            throw new RomeException($"Unknown method '{method}' ({string.Join(", ", CounterFactEvaluator.Methods)}).");
 
         var path = dataset == "bundled" ? BundledSet(lm.Folder) : dataset;
         if (dataset == "bundled" && !File.Exists(path))
@@ -65,7 +66,7 @@ internal static class EvalCommands
         var layers = layersText is null ? [hp.Layer]
             : layersText == "all" ? Enumerable.Range(0, lm.Layers).ToList()
             : layersText.Split(',').Select(x => int.TryParse(x, out var l) && l >= 0 && l < lm.Layers ? l : throw new RomeException($"--layers: '{x}' is not a layer (0..{lm.Layers - 1}) or 'all'.")).ToList();
-        if (layers.Count > 1 && method is "none") throw new RomeException("A layer sweep needs an editing method (rome, ft or ft-l).");
+        if (layers.Count > 1 && method is "none" or "kn") throw new RomeException("A layer sweep needs an editing method that edits one layer (rome, ft or ft-l).");
 
         var summaries = new List<(int Layer, Summary Summary)>();
         foreach (var layer in layers)
@@ -73,7 +74,7 @@ internal static class EvalCommands
             var layerHp = hp with { Layer = layer };
             var covariance = method == "rome" ? CovarianceStatistics.ForEditor(lm, layerHp, Common.Settings.CacheFolder) : null;
             var evaluator = new CounterFactEvaluator(lm, layerHp, covariance, tfidf, reference, generations: !noGeneration)
-                { FineTuneConstraint = constraint, FineTuning = new() { Layer = layer } };
+                { FineTuning = new() { Layer = layer } };
             var dir = layers.Count > 1 ? Path.Combine(outDir, $"layer{layer}") : outDir;
             Directory.CreateDirectory(dir);
             var started = DateTime.UtcNow;

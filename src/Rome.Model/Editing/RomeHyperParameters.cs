@@ -36,6 +36,8 @@ public sealed record RomeHyperParameters
     /// here so a model folder carries every setting tuned for it.
     /// </summary>
     public double FineTuneConstraint { get; init; } = 5e-4;
+    /// <summary>Not ROME's either: how strongly the knowledge-neurons baseline writes (the original library's factor 2).</summary>
+    public double KnowledgeNeuronsScale { get; init; } = 2;
 
     /// <summary>The original settings for GPT-2 XL (48 layers).</summary>
     public static RomeHyperParameters Gpt2Xl => new();

@@ -7,35 +7,51 @@ using static TorchSharp.torch;
 namespace Rome.Model.Evaluation;
 
 /// <summary>
-/// Runs CounterFact cases with one editing method ("none": the unedited model; "rome"). Every case starts from the
+/// Runs CounterFact cases with one editing method ("none": the unedited model; "rome"; the baselines "ft", "ft-l", "kn"). Every case starts from the
 /// unedited model (a fresh <see cref="EditSession"/>), so edits never leak between cases. Per-case results are
 /// appended to a JSONL file as they are computed, and a run resumes after the cases already in it.
 /// </summary>
 public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters hp, Func<Tensor>? covariance,
                                          TfIdf? tfidf = null, Func<string, string>? referenceText = null, bool generations = true)
 {
-    public static readonly string[] Methods = ["none", "rome", "ft", "ft-l"];
+    public static readonly string[] Methods = ["none", "rome", "ft", "ft-l", "kn"];
 
-    /// <summary>The fine-tuning baselines' settings: plain FT, and FT+L with its L∞ bound.</summary>
+    /// <summary>The fine-tuning baselines' settings: plain FT, and FT+L with its L∞ bound (by default the model's).</summary>
     public FineTuneHyperParameters FineTuning { get; init; } = new() { Layer = hp.Layer };
-    public double FineTuneConstraint { get; init; } = 5e-4;
+    public double FineTuneConstraint { get; init; } = hp.FineTuneConstraint;
+    /// <summary>The knowledge-neurons baseline's settings, with the model's scale.</summary>
+    public KnowledgeNeuronsHyperParameters KnowledgeNeurons { get; init; } = new() { Scale = hp.KnowledgeNeuronsScale };
 
     public CaseScores Evaluate(CounterFactCase c, string method, CancellationToken cancel = default)
     {
         using var session = new EditSession(lm);
         var request = new EditRequest(c.Rewrite.Prompt, c.Rewrite.Subject, c.Rewrite.TargetNew.Str, c.Rewrite.TargetTrue.Str);
-        DenseOverlay? tuned = null;
+        List<DenseOverlay>? baseline = null; // a baseline's weight changes; ROME's live in the session
         switch (method)
         {
             case "none": break;
             case "rome": session.Apply(new RomeEditor(lm, hp), request, covariance, cancel: cancel); break;
-            case "ft": tuned = FineTune.Compute(lm, request, FineTuning, cancel); break;
-            case "ft-l": tuned = FineTune.Compute(lm, request, FineTuning with { NormConstraint = FineTuneConstraint }, cancel); break;
+            case "ft": baseline = [FineTune.Compute(lm, request, FineTuning, cancel)]; break;
+            case "ft-l": baseline = [FineTune.Compute(lm, request, FineTuning with { NormConstraint = FineTuneConstraint }, cancel)]; break;
+            case "kn":
+                baseline = Baselines.KnowledgeNeurons.Compute(lm, request, new RomeEditor(lm, hp).ContextTemplates(), KnowledgeNeurons, cancel).Overlays;
+                break;
             default: throw new RomeException($"Unknown method '{method}' ({string.Join(", ", Methods)}).");
         }
-        cancel.ThrowIfCancellationRequested();
-        using var tunedDelta = tuned?.Delta;
-        var iv = tuned is null ? session.Interventions() : new Interventions { Overlays = [tuned] };
+        try
+        {
+            cancel.ThrowIfCancellationRequested();
+            return Measure(c, baseline is null ? session.Interventions() : new Interventions { Overlays = baseline }, cancel);
+        }
+        finally
+        {
+            foreach (var overlay in baseline ?? []) overlay.Delta.Dispose();
+        }
+    }
+
+    /// <summary>The case's scores for the model as <paramref name="iv"/> edits it.</summary>
+    private CaseScores Measure(CounterFactCase c, Interventions iv, CancellationToken cancel)
+    {
         string newTarget = c.Rewrite.TargetNew.Str, trueTarget = c.Rewrite.TargetTrue.Str;
         (double, double) Score(IReadOnlyList<string> prompts, bool keepTrue)
         {
