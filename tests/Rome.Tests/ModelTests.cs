@@ -142,4 +142,22 @@ public class DtypeTests
         Assert.True(error < 0.05, $"float16 log-probabilities differ by {error}");
         Assert.Throws<Rome.Model.RomeException>(() => LanguageModel.Load(TestPaths.Fixture("gpt2-random"), dtype: "int8"));
     }
+
+    [Fact]
+    public void AHalfPrecisionModelTracesAndEditsLikeTheFullOne()
+    {
+        using var full = LanguageModel.Load(TestPaths.BundledModel);
+        using var half = LanguageModel.Load(TestPaths.BundledModel, dtype: "bfloat16");
+        var request = new Rome.Model.Tracing.TraceRequest { Prompt = "Nintendo is located in", Subject = "Nintendo", Kinds = [Rome.Model.Tracing.TraceKind.Mlp] };
+        var a = Rome.Model.Tracing.TraceResult.Collect(new Rome.Model.Tracing.CausalTrace(full).Run(request, 0.3));
+        var b = Rome.Model.Tracing.TraceResult.Collect(new Rome.Model.Tracing.CausalTrace(half).Run(request, 0.3));
+        Assert.Equal(a.Setup.AnswerToken, b.Setup.AnswerToken);
+        var diff = a.Scores[Rome.Model.Tracing.TraceKind.Mlp].Zip(b.Scores[Rome.Model.Tracing.TraceKind.Mlp]).SelectMany(p => p.First.Zip(p.Second, (x, y) => Math.Abs(x - y))).Max();
+        Assert.True(diff < 0.05, $"bfloat16 trace differs by {diff}");
+
+        var hp = Rome.Model.Editing.RomeHyperParameters.ForModel(TestPaths.BundledModel, 6) with { Covariance = "identity" };
+        var edit = new Rome.Model.Editing.EditRequest("{} is located in", "Nintendo", "Germany");
+        using var applied = new Rome.Model.Editing.RomeEditor(half, hp).Compute(edit, null);
+        Assert.True(applied.TargetProbability > 0.3, $"the bfloat16 edit reached only {applied.TargetProbability:P1}");
+    }
 }

@@ -32,7 +32,7 @@ public sealed class Gpt2Model : nn.Module
     /// <summary>The token embedding matrix [vocab, width], also the (tied) unembedding.</summary>
     public Tensor TokenEmbedding => wte.weight!;
 
-    /// <summary>Runs the model and returns logits [batch, tokens, vocab] (or [batch, 1, vocab] with
+    /// <summary>Runs the model and returns float32 logits [batch, tokens, vocab] (or [batch, 1, vocab] with
     /// <paramref name="lastOnly"/>). With a <paramref name="cache"/>, <paramref name="ids"/> continue it.</summary>
     public Tensor Forward(Tensor ids, Interventions? iv = null, KvCache? cache = null, bool lastOnly = false)
     {
@@ -79,8 +79,11 @@ public sealed class Gpt2Model : nn.Module
         return h[layer].Forward(x, iv ?? Interventions.None, prefix, mask, outputs);
     }
 
-    /// <summary>Logits of the residual stream leaving the last block: <c>ln_f</c>, then the tied unembedding.</summary>
-    public Tensor Unembed(Tensor resid) => ln_f.forward(resid).matmul(wte.weight!.t());
+    /// <summary>
+    /// Logits of the residual stream leaving the last block: <c>ln_f</c>, then the tied unembedding. Always float32,
+    /// whatever the model's dtype, so probabilities downstream keep their precision.
+    /// </summary>
+    public Tensor Unembed(Tensor resid) => ln_f.forward(resid).matmul(wte.weight!.t()).to(float32);
 
     private Tensor Residual(Tensor? ids, Interventions iv, KvCache? cache, int fromLayer, Tensor? input)
     {

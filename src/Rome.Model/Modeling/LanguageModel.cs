@@ -100,7 +100,7 @@ public sealed class LanguageModel : IDisposable
             var logits = Model.Forward(Padded(batch), iv);
             var last = tensor(batch.Select(p => (long)p.Length - 1).ToArray(), device: Device);
             var rows = arange(batch.Count, device: Device);
-            parts.Add(logits[rows, last].to(float32).log_softmax(-1));
+            parts.Add(logits[rows, last].log_softmax(-1));
         }
         return cat(parts, 0).MoveToOuterDisposeScope();
     }
@@ -110,7 +110,7 @@ public sealed class LanguageModel : IDisposable
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var logits = Model.Forward(Ids(ids), iv)[0].to(float32);
+        var logits = Model.Forward(Ids(ids), iv)[0];
         var probs = logits[-1].softmax(-1);
         var (values, indices) = probs.topk(Math.Min(top, Config.VocabSize));
         var tops = values.data<float>().ToArray().Zip(indices.data<long>().ToArray(),

@@ -35,7 +35,7 @@ public static class NoiseLevel
         if (ids.Length == 0) throw new RomeException("No subjects to measure the noise level on.");
         using var scope = NewDisposeScope();
         using var index = tensor(ids, device: lm.Device);
-        return lm.Model.TokenEmbedding.index_select(0, index).std().item<float>();
+        return lm.Model.TokenEmbedding.index_select(0, index).to(float32).std().item<float>();
     }
 
     /// <summary>
