@@ -154,7 +154,7 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
             kPrompt = subjectKeys[0].MoveToOuterDisposeScope(); // templates[0] is "{}": the bare prompt
             v0 = output![0, lookup[0]].MoveToOuterDisposeScope();
             residual = resid!.MoveToOuterDisposeScope();
-            klInit = hidden[batch - 1, klPosition].matmul(lm.Model.TokenEmbedding.t()).to(float32).log_softmax(-1).MoveToOuterDisposeScope();
+            klInit = lm.Model.Head(hidden[batch - 1, klPosition]).log_softmax(-1).MoveToOuterDisposeScope();
         }
 
         var delta = new TorchSharp.Modules.Parameter(zeros(lm.Config.Embd, device: lm.Device), requires_grad: true);
@@ -170,11 +170,11 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
             cancel.ThrowIfCancellationRequested();
             using var s = NewDisposeScope();
             var hidden = lm.Model.FinalHiddenFrom(hp.Layer + 1, residual + (mask * delta).to(residual.dtype), new Interventions { Overlays = previous });
-            var logProbs = hidden[rowIndex, positionIndex].matmul(lm.Model.TokenEmbedding.t()).to(float32).log_softmax(-1);
+            var logProbs = lm.Model.Head(hidden[rowIndex, positionIndex]).log_softmax(-1);
             var picked = logProbs.gather(1, targetIndex.unsqueeze(1)).squeeze(1);
             // Mean over prompts of the per-token mean NLL of the target.
             var nll = -picked.sum() / (rewriting.Count * targetIds.Length);
-            var klCurrent = hidden[batch - 1, klPosition].matmul(lm.Model.TokenEmbedding.t()).to(float32).log_softmax(-1);
+            var klCurrent = lm.Model.Head(hidden[batch - 1, klPosition]).log_softmax(-1);
             var kl = hp.KlFactor * (klCurrent.exp() * (klCurrent - klInit)).sum();
             var decay = hp.WeightDecay * (delta.norm() / v0NormSquared);
             var loss = nll + kl + decay;

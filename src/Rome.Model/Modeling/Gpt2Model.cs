@@ -79,11 +79,14 @@ public sealed class Gpt2Model : nn.Module
         return h[layer].Forward(x, iv ?? Interventions.None, prefix, mask, outputs);
     }
 
+    /// <summary>Logits of the residual stream leaving the last block: <c>ln_f</c>, then <see cref="Head"/>.</summary>
+    public Tensor Unembed(Tensor resid) => Head(ln_f.forward(resid));
+
     /// <summary>
-    /// Logits of the residual stream leaving the last block: <c>ln_f</c>, then the tied unembedding. Always float32,
-    /// whatever the model's dtype, so probabilities downstream keep their precision.
+    /// Logits of a <see cref="FinalHidden"/> state (after <c>ln_f</c>): the tied unembedding. Always float32, whatever
+    /// the model's dtype, so probabilities downstream keep their precision.
     /// </summary>
-    public Tensor Unembed(Tensor resid) => ln_f.forward(resid).matmul(wte.weight!.t()).to(float32);
+    public Tensor Head(Tensor finalHidden) => finalHidden.matmul(wte.weight!.t()).to(float32);
 
     private Tensor Residual(Tensor? ids, Interventions iv, KvCache? cache, int fromLayer, Tensor? input)
     {

@@ -193,7 +193,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
                     var iv = prepared.Corrupting();
                     foreach (var patch in Patches(kind, layer, setup.Window, request.Sever))
                     {
-                        var value = prepared.Value(patch, t);
+                        var value = prepared.Source(patch)[.., t];
                         iv.Hook(patch.Point, x => { var y = x.clone(); y[.., t] = value; return y; });
                     }
                     var logits = lm.Model.Forward(prepared.Ids.expand(setup.Samples, -1), iv);
@@ -386,8 +386,8 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
             return _joinStates[(kind, layer)] = state;
         }
 
-        /// <summary>What <paramref name="patch"/> puts in at token <paramref name="t"/>: [1 or samples, width].</summary>
-        public Tensor Value(Patch patch, int t) => (patch.Clean ? Clean : Corrupted)[patch.Point][.., t];
+        /// <summary>The run <paramref name="patch"/> takes its values from: [1 or samples, tokens, width].</summary>
+        public Tensor Source(Patch patch) => (patch.Clean ? Clean : Corrupted)[patch.Point];
 
         /// <summary>
         /// Hooks for block <paramref name="layer"/> run on the rows of <paramref name="cells"/> (Samples rows each)
@@ -400,8 +400,8 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
             foreach (var point in cells.SelectMany(c => patches[c]).Select(p => p.Point).Where(p => p.Layer == layer).Distinct())
             {
                 var found = cells.Select(c => patches[c].Where(p => p.Point == point).Cast<Patch?>().FirstOrDefault()).ToArray();
-                var clean = found.Where(p => p is not null).Select(p => p!.Value.Clean).Distinct().Single(); // one source per point
-                var value = (clean ? Clean : Corrupted)[point].index_select(1, positions).unsqueeze(0); // [1, 1 or samples, packed, width]
+                var patch = found.OfType<Patch>().DistinctBy(p => p.Clean).Single(); // one source per point
+                var value = Source(patch).index_select(1, positions).unsqueeze(0); // [1, 1 or samples, packed, width]
                 var rows = tensor(found.Select(p => p is not null).ToArray(), device: value.device).view(-1, 1, 1, 1);
                 var mask = rows.logical_and(first.view(1, 1, -1, 1)); // [cells, 1, packed, 1]
                 iv.Hook(point, x => where(mask, value, x.view(cells.Count, Setup.Samples, x.shape[1], x.shape[2])).view(x.shape));

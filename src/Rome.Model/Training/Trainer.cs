@@ -98,7 +98,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
             var hidden = model.FinalHidden(inputs);
             Tensor loss;
             if (step >= fullFrom)
-                loss = nn.functional.cross_entropy(hidden.matmul(model.TokenEmbedding.t()).flatten(0, 1), targets.flatten(), ignore_index: -1);
+                loss = nn.functional.cross_entropy(model.Head(hidden).flatten(0, 1), targets.flatten(), ignore_index: -1);
             else
                 loss = RestrictedLoss(model, hidden, targets, corpusTokens, step);
             optimizer.zero_grad();
