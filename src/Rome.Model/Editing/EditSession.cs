@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Rome.Model.Modeling;
-using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 namespace Rome.Model.Editing;
@@ -114,26 +113,62 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
         Checkpoint.WriteAtomically(path, temp => Checkpoint.WriteSafetensors(temp, tensors, metadata));
     }
 
-    /// <summary>Loads exported edits onto this session (after any it has). The file must come from the same model.</summary>
-    public int Import(string path)
+    /// <summary>
+    /// Loads exported edits onto this session (after any it has), all or nothing. The file must come from the same
+    /// model, and every tensor is checked (names, count, shapes, finite values) before any of it reaches the model:
+    /// a malformed file is refused with a message and leaves the session as it was. <paramref name="label"/> names
+    /// the file in messages (e.g. the name a user uploaded, not a server path).
+    /// </summary>
+    public int Import(string path, string? label = null)
     {
-        if (!File.Exists(path)) throw new RomeException($"Edits file {path} not found.");
-        var metadata = Checkpoint.ReadMetadata(path);
-        if (!metadata.TryGetValue("format", out var format) || format != "rome-edits")
-            throw new RomeException($"{path} is not a Rome edits file.");
-        if (metadata.GetValueOrDefault("model") != lm.Fingerprint)
-            throw new RomeException($"{path} was made on another model (fingerprint {metadata.GetValueOrDefault("model")}); this one is {lm.Fingerprint}.");
-        var edits = JsonSerializer.Deserialize<List<ExportedEdit>>(metadata["edits"]) ?? [];
-        var tensors = Safetensors.LoadStateDict(path);
-        for (int i = 0; i < edits.Count; i++)
+        label ??= Path.GetFileName(path);
+        if (!File.Exists(path)) throw new RomeException($"Edits file {label} not found.");
+        var (metadata, tensors) = Checkpoint.ReadTensorsChecked(path, label);
+        var imported = new List<AppliedEdit>();
+        try
         {
-            var e = edits[i];
-            lm.Model.Linear(e.Module); // the module must exist
-            var overlay = new RankOneOverlay(e.Module, tensors[$"edit.{i}.u"].to(lm.Device), tensors[$"edit.{i}.v"].to(lm.Device));
-            Push(new AppliedEdit(e.Request, e.Layer, overlay, e.TargetProbability, 0, []));
+            if (metadata.GetValueOrDefault("format") != "rome-edits")
+                throw new RomeException($"{label} is not a Rome edits file.");
+            if (metadata.GetValueOrDefault("model") != lm.Fingerprint)
+                throw new RomeException($"{label} was made on another model (fingerprint {Shorten(metadata.GetValueOrDefault("model"))}); this one is {lm.Fingerprint}.");
+            List<ExportedEdit> edits;
+            try { edits = JsonSerializer.Deserialize<List<ExportedEdit>>(metadata.GetValueOrDefault("edits") ?? "") ?? []; }
+            catch (JsonException) { throw new RomeException($"{label} has an unreadable list of edits."); }
+            if (edits.Count == 0 || edits.Any(e => e?.Request is null || e.Module is null))
+                throw new RomeException($"{label} lists no complete edits.");
+            if (tensors.Count != 2 * edits.Count)
+                throw new RomeException($"{label} lists {edits.Count} edit(s) but holds {tensors.Count} tensor(s); it should hold {2 * edits.Count}.");
+            for (int i = 0; i < edits.Count; i++)
+            {
+                var e = edits[i];
+                var linear = lm.Model.Linear(e.Module);
+                if (!tensors.TryGetValue($"edit.{i}.u", out var u) || !tensors.TryGetValue($"edit.{i}.v", out var v))
+                    throw new RomeException($"{label} lacks the tensors of edit {i + 1}.");
+                var (input, output) = (linear.Weight.shape[0], linear.Weight.shape[1]);
+                if (!u.shape.SequenceEqual([input]) || !v.shape.SequenceEqual([output]))
+                    throw new RomeException($"{label}: edit {i + 1} has vectors of shape [{string.Join(", ", u.shape)}] and [{string.Join(", ", v.shape)}], but {e.Module} needs [{input}] and [{output}].");
+                imported.Add(new AppliedEdit(e.Request, e.Layer, new RankOneOverlay(e.Module, u.clone().to(lm.Device), v.clone().to(lm.Device)), e.TargetProbability, 0, []));
+            }
+            lock (_lock)
+            {
+                if (imported.Any(n => _applied.Any(a => a.Overlay.Module == n.Overlay.Module && a.Overlay.U.allclose(n.Overlay.U, 0, 0) && a.Overlay.V.allclose(n.Overlay.V, 0, 0))))
+                    throw new RomeException($"The edits in {label} are already applied here; importing them again would apply them twice.");
+                foreach (var edit in imported) Push(edit);
+            }
+            return imported.Count;
         }
-        return edits.Count;
+        catch
+        {
+            foreach (var edit in imported) edit.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
     }
+
+    private static string Shorten(string? text) => text is null ? "none" : text.Length <= 20 ? text : text[..20] + "...";
 
     public void Dispose() => Clear();
 

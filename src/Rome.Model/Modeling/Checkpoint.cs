@@ -183,6 +183,84 @@ public static class Checkpoint
         return shapes;
     }
 
+    /// <summary>
+    /// Reads every tensor of a safetensors file into float32 tensors, checking everything in managed code first:
+    /// dtype, shape, that each tensor's byte range matches its shape and lies inside the file, and that every value
+    /// is finite. For files a user hands us (imported edits): libtorch aborts the process on some malformed input
+    /// instead of throwing, so nothing reaches it unchecked. <paramref name="label"/> names the file in messages.
+    /// </summary>
+    public static (Dictionary<string, string> Metadata, Dictionary<string, Tensor> Tensors) ReadTensorsChecked(string path, string label)
+    {
+        var bytes = File.ReadAllBytes(path);
+        if (bytes.Length < 8) throw new RomeException($"{label} is too short to be a safetensors file.");
+        var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        if (headerLength == 0 || headerLength > (ulong)(bytes.Length - 8))
+            throw new RomeException($"{label} is not a valid safetensors file (its header length is {headerLength}).");
+        JsonObject header;
+        try { header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength))!.AsObject(); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException)
+        { throw new RomeException($"{label} has a corrupt safetensors header."); }
+
+        var metadata = new Dictionary<string, string>();
+        if (header["__metadata__"] is JsonObject meta)
+            foreach (var (k, v) in meta)
+                metadata[k] = v is JsonValue value && value.TryGetValue<string>(out var text) ? text : throw new RomeException($"{label} has non-text metadata '{k}'.");
+        var data = bytes.AsMemory(8 + (int)headerLength);
+        var result = new Dictionary<string, Tensor>();
+        try
+        {
+            foreach (var (name, node) in header)
+            {
+                if (name == "__metadata__") continue;
+                var values = ReadValues(node, data.Span, label, name);
+                long[] shape = node!["shape"]!.AsArray().Select(s => (long)s!).ToArray();
+                result[name] = tensor(values, shape);
+            }
+        }
+        catch
+        {
+            foreach (var t in result.Values) t.Dispose();
+            throw;
+        }
+        return (metadata, result);
+    }
+
+    private static float[] ReadValues(JsonNode? node, ReadOnlySpan<byte> data, string label, string name)
+    {
+        string dtype; long[] shape; long begin, end;
+        try
+        {
+            dtype = (string)node!["dtype"]!;
+            shape = node["shape"]!.AsArray().Select(s => (long)s!).ToArray();
+            var offsets = node["data_offsets"]!.AsArray();
+            (begin, end) = ((long)offsets[0]!, (long)offsets[1]!);
+        }
+        catch (Exception e) when (e is not RomeException)
+        { throw new RomeException($"{label} has a corrupt entry for tensor '{name}'."); }
+        var size = dtype switch { "F32" => 4, "F16" or "BF16" => 2, "F64" => 8, _ => throw new RomeException($"{label}: tensor '{name}' has dtype {dtype}; only floating-point tensors are supported.") };
+        if (shape.Length > 8 || shape.Any(d => d < 0 || d > int.MaxValue))
+            throw new RomeException($"{label}: tensor '{name}' has an impossible shape [{string.Join(", ", shape)}].");
+        long count = 1;
+        foreach (var d in shape) count = Math.Min(count * d, int.MaxValue + 1L);
+        if (begin < 0 || end > data.Length || end - begin != count * size)
+            throw new RomeException($"{label} is truncated or corrupt: tensor '{name}' does not fit its byte range.");
+        var raw = data.Slice((int)begin, (int)(end - begin));
+        var values = new float[count];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = dtype switch
+            {
+                "F32" => BinaryPrimitives.ReadSingleLittleEndian(raw[(4 * i)..]),
+                "F16" => (float)BinaryPrimitives.ReadHalfLittleEndian(raw[(2 * i)..]),
+                "BF16" => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(raw[(2 * i)..]) << 16),
+                _ => (float)BinaryPrimitives.ReadDoubleLittleEndian(raw[(8 * i)..]),
+            };
+            if (!float.IsFinite(values[i]))
+                throw new RomeException($"{label}: tensor '{name}' holds a value that is not a finite number.");
+        }
+        return values;
+    }
+
     private static bool Ignored(string key) =>
         key.StartsWith("lm_head.") || System.Text.RegularExpressions.Regex.IsMatch(key, @"(^|\.)h\.\d+\.attn\.(masked_)?bias$");
 
