@@ -9,13 +9,13 @@ var commands = new Dictionary<string, (string Help, Func<CliArgs, CancellationTo
     ["predict"] = ("predict [--model DIR] (--prompt TEXT | --ids 1,2,3) [--top K] [--json]: next-token distribution", ModelCommands.Predict, ["json"]),
     ["generate"] = ("generate [--model DIR] --prompt TEXT [--max-tokens N] [--top-k K] [--seed S] [--json]", ModelCommands.Generate, ["json"]),
     ["trace"] = ("trace [--model DIR] --prompt TEXT --subject TEXT [--kind hidden|mlp|attn|all] [--samples 10] [--noise 3s|FLOAT] [--window W] [--seed S] [--sever mlp|attn] [--json|--csv]: causal trace", TraceCommands.Trace, ["json", "csv"]),
-    ["trace-avg"] = ("trace-avg [--model DIR] [--facts FILE] [--n 100] [--samples 10] [--noise 3s|FLOAT] [--out DIR] [--json]: average indirect effects over known facts", TraceCommands.TraceAverage, ["json"]),
+    ["trace-avg"] = ("trace-avg [--model DIR] [--facts FILE] [--n 100] [--samples 10] [--noise 3s|FLOAT] [--out DIR] [--severed] [--json]: average indirect effects over known facts, the two sites as fractions of TE, and with --severed the paper's Figure 4 (MLP or attention severed)", TraceCommands.TraceAverage, ["json", "severed"]),
     ["edit"] = ("edit [--model DIR] --prompt \"{} is a citizen of\" --subject S --target T [--old-target T] [--layer L] [--hparams FILE] [--paraphrase P]... [--neighbor P]... [--corpus PATH] [--identity-covariance] [--load-edits FILE] [--save-edits FILE] [--bake DIR] [--json]: rewrite a fact with ROME", EditCommands.Edit, ["json", "identity-covariance"]),
     ["stats"] = ("stats [--model DIR] --layer L [--corpus PATH] [--samples N]: build and cache C = E[k kᵀ] for a layer", EditCommands.Stats, []),
     ["counterfact"] = ("counterfact build [--model DIR] [--n 1000] [--seed S] [--out FILE]: a CounterFact-format set from the model's facts", EvalCommands.Build, []),
     ["eval"] = ("eval [--model DIR] [--dataset FILE|bundled] [--method none|rome|ft|ft-l|kn] [--n N] [--layer L | --layers all|0,2,4] [--ft-constraint EPS] [--kn-scale X] [--out DIR] [--no-generation] [--json]: CounterFact scores (resumable)", EvalCommands.Eval, ["json", "no-generation"]),
     ["bench"] = ("bench forward [--batch B] [--tokens T] | trace [--repeats N] [--samples 10] [--skip-naive] | edit [--repeats 3] [--model DIR] [--json]: speed figures", BenchCommands.Run, ["json", "skip-naive"]),
-    ["train"] = ("train [--out DIR] [--data DIR] [--steps N] [--layers L] [--width W] [--seed S] [--facts-per-relation N]: train the bundled model (resumes)", TrainCommands.Train, []),
+    ["train"] = ("train [--out DIR] [--data DIR] [--steps N] [--layers L] [--width W] [--seed S] [--facts-per-relation N] [--people N] [--recipe knowing|templates] [--preview N]: train the bundled model (resumes; --preview prints the first training sequences)", TrainCommands.Train, []),
     ["knows"] = ("knows [--model DIR] [--data DIR] [--unseen N] [--json]: fact recall of a model with a facts.json manifest", TrainCommands.Knows, ["json"]),
 };
 

@@ -234,15 +234,62 @@ public class BucketTests
     }
 
     [Fact]
-    public void ASingleTokenSubjectRightBeforeTheLastTokenLeavesBucketsEmpty()
+    public void AOneTokenSubjectRightBeforeTheLastTokenCountsInEveryBucketItIs()
     {
-        // "Paris| is": the subject is one token, the first subsequent token is the last token.
+        // "Paris| is": as the notebook does, the one subject token is both first and last subject token, and "is"
+        // is both the first subsequent token and the last token.
         var b = AverageIndirectEffect.BucketPositions(new Rome.Model.Modeling.TokenSpan(0, 0), 2);
         Assert.Equal([0], b[0]);
         Assert.Empty(b[1]);
-        Assert.Empty(b[2]);   // the first subject token already counts it
-        Assert.Empty(b[3]);   // the last token counts it
+        Assert.Equal([0], b[2]);
+        Assert.Equal([1], b[3]);
         Assert.Empty(b[4]);
         Assert.Equal([1], b[5]);
+    }
+
+    [Fact]
+    public void AveragesTakeEveryRowThenSubtractTheMeanLowScore()
+    {
+        // Two facts, one layer. Fact A: "Paris| is" (low 0.1); fact B: "New| York| City| is| in| the| capital"
+        // (low 0.3), subject 0..2, so one middle row and two further rows.
+        TraceResult Fact(int subjectEnd, double low, double[] scores) => new(
+            new TraceSetup("", scores.Select(_ => "t").ToArray(), new Rome.Model.Modeling.TokenSpan(0, subjectEnd), 0, "x", 0.9, low, 1, 1, 1, 10),
+            new Dictionary<TraceKind, double[][]> { [TraceKind.Mlp] = scores.Select(v => new[] { v }).ToArray() });
+        var a = Fact(0, 0.1, [0.5, 0.7]);
+        var b = Fact(2, 0.3, [0.2, 0.4, 0.6, 0.8, 0.3, 0.9, 0.5]);
+        var result = AverageIndirectEffect.Average([a, b], 10);
+        var mlp = result.Kinds[TraceKind.Mlp];
+        Assert.Equal(0.2, result.MeanLowScore, 12);
+        Assert.Equal((0.5 + 0.2) / 2 - 0.2, mlp[0].Mean[0], 12);           // first subject token
+        Assert.Equal(0.4 - 0.2, mlp[1].Mean[0], 12);                       // middle: B's one row only
+        Assert.Equal((0.5 + 0.6) / 2 - 0.2, mlp[2].Mean[0], 12);           // last subject token: A's only token too
+        Assert.Equal((0.7 + 0.8) / 2 - 0.2, mlp[3].Mean[0], 12);           // first subsequent: A's last token too
+        Assert.Equal((0.3 + 0.9) / 2 - 0.2, mlp[4].Mean[0], 12);           // further: B's two rows, not B's mean
+        Assert.Equal(2, mlp[4].Count);
+        Assert.Equal((0.7 + 0.5) / 2 - 0.2, mlp[5].Mean[0], 12);           // last token
+    }
+}
+
+public class NoiseLevelTests
+{
+    [Theory]
+    [InlineData("Infinity")]
+    [InlineData("1e30s")]
+    [InlineData("NaN")]
+    [InlineData("-1")]
+    [InlineData("0s")]
+    [InlineData("1e300")]
+    [InlineData("three")]
+    public void NoiseThatCannotGiveFiniteProbabilitiesIsRefused(string text)
+    {
+        var error = Assert.Throws<RomeException>(() => NoiseLevel.Parse(text, () => 0.1));
+        Assert.Contains("noise must be", error.Message);
+    }
+
+    [Fact]
+    public void NoiseIsThreeSigmaOrAPlainNumber()
+    {
+        Assert.Equal(0.3, NoiseLevel.Parse("3s", () => 0.1), 12);
+        Assert.Equal(0.25, NoiseLevel.Parse(" 0.25 ", () => throw new InvalidOperationException("σ is not needed")), 12);
     }
 }

@@ -51,4 +51,29 @@ public class TrainerTests
         using var lb = b.NextTokenLogProbs([464, 3139, 286]);
         Assert.True(la.allclose(lb, atol: 1e-4), "a resumed run must end where an uninterrupted one does");
     }
+
+    [Fact]
+    public void FictionalPeopleHaveSeveralPersonAttributes_AndTheKnowingRecipeNamesASubjectOnceThenUsesItsPronoun()
+    {
+        var corpus = FactCorpus.Build(TestPaths.Data, perRelation: 5, seed: 1, people: 20);
+        var people = corpus.People.GroupBy(f => f.Subject).ToList();
+        Assert.Equal(20, people.Count);
+        Assert.All(people, p => Assert.InRange(p.Count(), 3, 5));
+        Assert.All(corpus.People, f => Assert.Contains(f.Relation, FactCorpus.PersonRelations));
+        Assert.DoesNotContain(people, p => corpus.Facts.Any(f => f.Subject == p.Key));
+        Assert.Contains(corpus.Pronoun(people[0].Key), new[] { "He", "She" });
+
+        // Biographies only: every document is one person, named in its first sentence and then "He"/"She" or the name.
+        var text = new TrainingText(corpus, "knowing") { BiographyShare = 1 };
+        var random = new Random(3);
+        for (int i = 0; i < 20; i++)
+        {
+            var document = text.Document(random, first: false);
+            var person = people.Single(p => document.Contains(p.Key));
+            var sentences = document.Split(". ", StringSplitOptions.RemoveEmptyEntries);
+            Assert.Contains(person.Key, sentences[0]);
+            Assert.All(sentences.Skip(1), s => Assert.True(s.Contains(person.Key) || s.StartsWith(corpus.Pronoun(person.Key)), s));
+            Assert.All(person, f => Assert.Contains(f.Object, document));
+        }
+    }
 }

@@ -88,6 +88,7 @@ internal static class TraceCommands
         var window = a.Has("window") ? a.Int("window", 0) : (int?)null;
         var factsFile = a.Get("facts");
         var outDir = Path.GetFullPath(a.Get("out", "trace-avg"));
+        var severed = a.Flag("severed");
         using var lm = Common.LoadModel(a);
         var noise = Noise(a, lm);
         a.EnsureAllUsed();
@@ -107,7 +108,18 @@ internal static class TraceCommands
         File.WriteAllText(Path.Combine(outDir, "average-trace.json"), System.Text.Json.JsonSerializer.Serialize(result, Out.Json));
         File.WriteAllText(Path.Combine(outDir, "average-trace.csv"), AverageIndirectEffect.ToCsv(result));
         File.WriteAllText(Path.Combine(outDir, "average-trace.html"), AverageIndirectEffect.ToHtml(result, lm.Name));
-        if (json) { Out.WriteJson(result); return 0; }
+        var sites = SiteSummary.Of(result);
+        File.WriteAllText(Path.Combine(outDir, "sites.json"), System.Text.Json.JsonSerializer.Serialize(sites, Out.Json));
+        SeveredSummary? severedSummary = null;
+        if (severed)
+        {
+            AverageTraceResult Severed(TraceKind kind) => AverageIndirectEffect.Compute(lm, chosen, noise, samples, window,
+                new Progress<(int Done, int Total)>(p => Out.Progress(p.Done / (double)p.Total, $"severed {kind}, fact {p.Done}/{p.Total}", DateTime.UtcNow - started)), cancel, kind);
+            severedSummary = SeveredSummary.Of(result, Severed(TraceKind.Mlp), Severed(TraceKind.Attn));
+            File.WriteAllText(Path.Combine(outDir, "severed.csv"), severedSummary.ToCsv());
+            File.WriteAllText(Path.Combine(outDir, "severed.json"), System.Text.Json.JsonSerializer.Serialize(severedSummary, Out.Json));
+        }
+        if (json) { Out.WriteJson(new { result, sites, severed = severedSummary }); return 0; }
         Console.WriteLine($"Average indirect effect over {result.Facts} facts (high {result.MeanHighScore:F3}, low {result.MeanLowScore:F3}); files in {outDir}");
         foreach (var (kind, buckets) in result.Kinds)
         {
@@ -115,6 +127,10 @@ internal static class TraceCommands
             foreach (var b in buckets)
                 Console.WriteLine($"  {b.Bucket,-24} " + string.Join(" ", b.Mean.Select(m => m.ToString("F3", CultureInfo.InvariantCulture).PadLeft(6))));
         }
+        Console.WriteLine($"\n{sites}");
+        if (severedSummary is { } sv)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Severed (Figure 4): of the last subject token's hidden effect in layers 0..{lm.Layers / 2 - 1}, severing MLPs removes {sv.MlpShareLost:P0}, severing attention {sv.AttnShareLost:P0} (curves in severed.csv)."));
         return 0;
     }
 }

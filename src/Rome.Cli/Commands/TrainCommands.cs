@@ -12,6 +12,7 @@ internal static class TrainCommands
         var outDir = Path.GetFullPath(a.Get("out", Path.Combine(Common.Settings.BaseDirectory, "runs", "rome-tiny")));
         var data = Common.DataFolder(a);
         var perRelation = a.Int("facts-per-relation", 80);
+        var people = a.Int("people", 400);
         var options = defaults with
         {
             Steps = a.Int("steps", defaults.Steps),
@@ -22,17 +23,31 @@ internal static class TrainCommands
             LearningRate = a.Double("lr", defaults.LearningRate),
             Seed = a.Int("seed", defaults.Seed),
             Softmax = a.Get("softmax", defaults.Softmax),
+            Recipe = a.Get("recipe", defaults.Recipe),
+            BiographyShare = a.Double("bio-share", defaults.BiographyShare),
+            ListShare = a.Double("list-share", defaults.ListShare),
+            WarmupSteps = a.Int("warmup", defaults.WarmupSteps),
         };
+        var preview = a.Int("preview", 0);
         a.EnsureAllUsed();
         if (options.Layers < 1 || options.Width % options.Heads != 0) throw new RomeException("--width must be a multiple of --heads, and --layers at least 1.");
 
         Directory.CreateDirectory(outDir);
         var manifestPath = Path.Combine(outDir, FactCorpus.ManifestFile);
-        var corpus = File.Exists(manifestPath) ? FactCorpus.Load(manifestPath) : FactCorpus.Build(data, perRelation, options.Seed);
+        var corpus = File.Exists(manifestPath) ? FactCorpus.Load(manifestPath) : FactCorpus.Build(data, perRelation, options.Seed, options.Recipe == "templates" ? 0 : people);
         corpus.Save(manifestPath);
-        Console.Error.WriteLine($"Training a {options.Layers}-layer, width-{options.Width} GPT-2 on {corpus.Facts.Count} facts over {corpus.Relations.Count} relations into {outDir}");
+        if (preview == 0) Console.Error.WriteLine($"Training a {options.Layers}-layer, width-{options.Width} GPT-2 on {corpus.Facts.Count} facts over {corpus.Relations.Count} relations and {corpus.People.Select(f => f.Subject).Distinct().Count()} fictional people ({corpus.People.Count} facts), recipe '{options.Recipe}', into {outDir}");
         Console.Error.WriteLine($"({options.Steps} steps of {options.BatchSize} x {options.Positions} tokens; softmax: {options.Softmax}; resumes from a checkpoint there; Ctrl-C keeps the last checkpoint)");
 
+        if (preview > 0)
+        {
+            // The first sequences of step 0, as the model will see them.
+            var (inputs, _) = new Trainer(corpus, options).Batch(0);
+            var tokenizer = TextTokenizer.Gpt2();
+            for (int b = 0; b < Math.Min(preview, options.BatchSize); b++)
+                Console.WriteLine(tokenizer.Decode(inputs[b].data<long>().Select(i => (int)i).ToArray()) + "\n");
+            return 0;
+        }
         var started = DateTime.UtcNow;
         var progress = new Progress<TrainingProgress>(p =>
             Out.Progress(p.Step / (double)p.TotalSteps, $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F3}", p.Elapsed));

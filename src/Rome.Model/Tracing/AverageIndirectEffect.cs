@@ -15,6 +15,59 @@ public sealed record BucketEffect(string Bucket, double[] Mean, double[] HalfWid
 public sealed record AverageTraceResult(int Facts, int Samples, IReadOnlyDictionary<TraceKind, BucketEffect[]> Kinds, double MeanHighScore, double MeanLowScore);
 
 /// <summary>
+/// Where an averaged trace puts a model's facts, as fractions of the total effect TE = high − low (the paper's
+/// two sites). Knowing: the MLP effect at the last subject token peaks at <see cref="MlpPeakLayer"/> and is
+/// compared with the last token's MLP effect at that layer; the last subject token's hidden state peaks in the
+/// lower half and fades above. Saying: attention at the last token peaks at <see cref="AttnPeakLayer"/>.
+/// </summary>
+public sealed record SiteSummary(
+    double TotalEffect, int Layers,
+    int MlpPeakLayer, double MlpPeak, double LastTokenMlpAtPeak,
+    int HiddenPeakLayer, double HiddenPeak, double HiddenAtTop, double LastTokenHiddenAtTop,
+    int AttnPeakLayer, double AttnPeak)
+{
+    public static SiteSummary Of(AverageTraceResult r)
+    {
+        var te = Math.Max(1e-9, r.MeanHighScore - r.MeanLowScore);
+        double[] Curve(TraceKind kind, string bucket) => r.Kinds[kind].Single(b => b.Bucket == bucket).Mean.Select(m => m / te).ToArray();
+        var mlp = Curve(TraceKind.Mlp, "last subject token");
+        var hidden = Curve(TraceKind.Hidden, "last subject token");
+        var lastHidden = Curve(TraceKind.Hidden, "last token");
+        var attn = Curve(TraceKind.Attn, "last token");
+        int layers = mlp.Length, mlpPeak = ArgMax(mlp), hiddenPeak = ArgMax(hidden[..(layers / 2 + 1)]), attnPeak = ArgMax(attn);
+        return new SiteSummary(te, layers, mlpPeak, mlp[mlpPeak], Curve(TraceKind.Mlp, "last token")[mlpPeak],
+            hiddenPeak, hidden[hiddenPeak], hidden[^1], lastHidden[^1], attnPeak, attn[attnPeak]);
+    }
+
+    private static int ArgMax(double[] xs) => Array.IndexOf(xs, xs.Max());
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"TE {TotalEffect:F3}. Knowing: MLP at the last subject token peaks at layer {MlpPeakLayer} of {Layers} with {MlpPeak:F2} TE " +
+        $"(last token's MLP there: {LastTokenMlpAtPeak:F2}); its hidden state peaks at layer {HiddenPeakLayer} with {HiddenPeak:F2} TE " +
+        $"(top layer: {HiddenAtTop:F2}, last token's: {LastTokenHiddenAtTop:F2}). Saying: attention at the last token peaks at layer {AttnPeakLayer} with {AttnPeak:F2} TE.");
+}
+
+/// <summary>
+/// Figure 4 of the paper, averaged: the last subject token's hidden-state effect per layer, plain and with the
+/// MLP or the attention sublayers after the restored layer severed (frozen in their corrupted state at that
+/// token), and the share of the lower half's effect each loses.
+/// </summary>
+public sealed record SeveredSummary(double[] Plain, double[] NoMlp, double[] NoAttn, double MlpShareLost, double AttnShareLost)
+{
+    public static SeveredSummary Of(AverageTraceResult plain, AverageTraceResult noMlp, AverageTraceResult noAttn)
+    {
+        double[] Curve(AverageTraceResult r) => r.Kinds[TraceKind.Hidden].Single(b => b.Bucket == "last subject token").Mean;
+        var p = Curve(plain);
+        var lower = p.Length / 2;
+        double Lost(double[] severed) => 1 - severed[..lower].Sum() / Math.Max(1e-9, p[..lower].Sum());
+        return new SeveredSummary(p, Curve(noMlp), Curve(noAttn), Lost(Curve(noMlp)), Lost(Curve(noAttn)));
+    }
+
+    public string ToCsv() => "layer,hidden,hidden_mlp_severed,hidden_attn_severed\n" + string.Concat(Plain.Select((v, l) =>
+        string.Create(CultureInfo.InvariantCulture, $"{l},{v:G6},{NoMlp[l]:G6},{NoAttn[l]:G6}\n")));
+}
+
+/// <summary>
 /// The paper's averaged causal effects (Figure 2): indirect effects of many facts, with token positions
 /// bucketed as first / middle / last subject token, first subsequent token, further tokens and last token.
 /// </summary>
@@ -22,7 +75,14 @@ public static class AverageIndirectEffect
 {
     public static readonly string[] Buckets = ["first subject token", "middle subject tokens", "last subject token", "first subsequent token", "further tokens", "last token"];
 
-    /// <summary>Token positions of each bucket for a prompt of <paramref name="count"/> tokens. Empty buckets are skipped.</summary>
+    /// <summary>
+    /// Token positions of each bucket for a prompt of <paramref name="count"/> tokens, as the original notebook
+    /// (<c>average_causal_effects.ipynb</c>, <c>read_knowlege</c>) takes them: the first subject token, the last
+    /// subject token and the first subsequent token always, even when two of them are one token (a one-token
+    /// subject counts as both first and last; a first subsequent token that is also the last token counts in both);
+    /// middle subject tokens and further tokens one row each. Only a subject at the very end leaves the first
+    /// subsequent token empty.
+    /// </summary>
     public static int[][] BucketPositions(TokenSpan subject, int count)
     {
         int first = subject.First, last = subject.Last, end = count - 1;
@@ -31,8 +91,8 @@ public static class AverageIndirectEffect
         [
             [first],
             Range(first + 1, last),
-            last > first ? [last] : [],
-            last + 1 < end ? [last + 1] : [],
+            [last],
+            last + 1 <= end ? [last + 1] : [],
             Range(last + 2, end),
             [end],
         ];
@@ -61,47 +121,51 @@ public static class AverageIndirectEffect
     }
 
     public static AverageTraceResult Compute(LanguageModel lm, IReadOnlyList<TraceFact> facts, double noise, int samples, int? window,
-                                             IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default)
+                                             IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default,
+                                             TraceKind? sever = null)
     {
-        var kinds = new[] { TraceKind.Hidden, TraceKind.Mlp, TraceKind.Attn };
-        var values = kinds.ToDictionary(k => k, _ => Buckets.Select(_ => new List<double[]>()).ToArray());
-        double high = 0, low = 0;
+        TraceKind[] kinds = sever is null ? [TraceKind.Hidden, TraceKind.Mlp, TraceKind.Attn] : [TraceKind.Hidden];
+        var traced = new List<TraceResult>();
         var trace = new CausalTrace(lm);
         for (int i = 0; i < facts.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
             var f = facts[i];
-            var result = TraceResult.Collect(trace.Run(new TraceRequest { Prompt = f.Prompt, Subject = f.Subject, Samples = samples, Window = window, Seed = i }, noise, cancel));
-            high += result.Setup.HighScore;
-            low += result.Setup.LowScore;
-            var buckets = BucketPositions(result.Setup.Subject, result.Setup.Tokens.Length);
-            foreach (var kind in kinds)
-                for (int b = 0; b < Buckets.Length; b++)
-                    if (buckets[b].Length > 0)
-                        values[kind][b].Add(Enumerable.Range(0, lm.Layers)
-                            .Select(l => buckets[b].Average(t => result.IndirectEffect(kind, t, l))).ToArray());
+            traced.Add(TraceResult.Collect(trace.Run(new TraceRequest { Prompt = f.Prompt, Subject = f.Subject, Kinds = kinds, Samples = samples, Window = window, Seed = i, Sever = sever }, noise, cancel)));
             progress?.Report((i + 1, facts.Count));
         }
-        var n = Math.Max(1, facts.Count);
-        return new AverageTraceResult(facts.Count, samples,
-            kinds.ToDictionary(k => k, k => values[k].Select((rows, b) => Summarise(Buckets[b], rows, lm.Layers)).ToArray()),
-            high / n, low / n);
+        return Average(traced, samples);
     }
 
-    private static BucketEffect Summarise(string bucket, List<double[]> rows, int layers)
+    /// <summary>
+    /// The notebook's averages: per bucket and layer, the mean restored probability over every row the bucket
+    /// takes (<see cref="BucketPositions"/>), minus the mean low score over facts. The 95% interval is
+    /// 1.96 σ / √(facts), σ over the bucket's rows, as the notebook draws it.
+    /// </summary>
+    public static AverageTraceResult Average(IReadOnlyList<TraceResult> traced, int samples)
     {
+        var n = Math.Max(1, traced.Count);
+        var high = traced.Sum(t => t.Setup.HighScore) / n;
+        var low = traced.Sum(t => t.Setup.LowScore) / n;
+        var kinds = traced.Count == 0 ? [] : traced[0].Scores.Keys.ToList();
+        return new AverageTraceResult(traced.Count, samples, kinds.ToDictionary(kind => kind, kind => Buckets.Select((bucket, b) =>
+        {
+            var rows = traced.SelectMany(t => BucketPositions(t.Setup.Subject, t.Setup.Tokens.Length)[b].Select(p => t.Scores[kind][p])).ToList();
+            return Summarise(bucket, rows, low, traced.Count);
+        }).ToArray()), high, low);
+    }
+
+    private static BucketEffect Summarise(string bucket, List<double[]> rows, double low, int facts)
+    {
+        var layers = rows.Count == 0 ? 0 : rows[0].Length;
         var mean = new double[layers];
         var half = new double[layers];
         for (int l = 0; l < layers; l++)
         {
             var xs = rows.Select(r => r[l]).ToArray();
-            if (xs.Length == 0) continue;
-            mean[l] = xs.Average();
-            if (xs.Length > 1)
-            {
-                var sd = Math.Sqrt(xs.Sum(x => (x - mean[l]) * (x - mean[l])) / (xs.Length - 1));
-                half[l] = 1.96 * sd / Math.Sqrt(xs.Length);
-            }
+            var average = xs.Average();
+            mean[l] = average - low;
+            half[l] = 1.96 * Math.Sqrt(xs.Sum(x => (x - average) * (x - average)) / xs.Length) / Math.Sqrt(facts);
         }
         return new BucketEffect(bucket, mean, half, rows.Count);
     }

@@ -342,6 +342,8 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
             Cache = new KvCache(lm.Layers);
             var low = lm.Model.Forward(Ids.expand(request.Samples, -1), corrupt, Cache, lastOnly: true)[.., -1].softmax(-1)[.., answer].mean().item<float>();
 
+            if (!float.IsFinite(low))
+                throw new RomeException($"With noise {noise:G3} the corrupted model's output is not a number; use a smaller noise (3s is the paper's).");
             var tokens = ids.Select(lm.Tokenizer.TokenText).ToArray();
             Setup = new TraceSetup(request.Prompt, tokens, span, answer, lm.Tokenizer.TokenText(answer),
                 cleanProbs[answer].item<float>(), low, noise, lm.Layers, window, request.Samples);

@@ -22,11 +22,15 @@ public static class NoiseLevel
     public static double Parse(string text, Func<double> sigma)
     {
         text = text.Trim();
-        if (text.EndsWith('s') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var times) && times > 0)
+        if (text.EndsWith('s') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var times) && times > 0 && times <= MaxMultiple)
             return times * sigma();
-        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var nu) && nu > 0) return nu;
-        throw new RomeException($"The noise must be like 3s (3 x the subject embedding std) or a positive number, not '{text}'.");
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var nu) && nu > 0 && nu <= MaxAbsolute) return nu;
+        var shown = text.Length > 20 ? text[..20] + "..." : text;
+        throw new RomeException($"The noise must be like 3s (3 x the subject embedding std, at most {MaxMultiple}s) or a number from 0 to {MaxAbsolute}, not '{shown}'.");
     }
+
+    /// <summary>Bounds on ν: far beyond any useful corruption, and small enough that probabilities stay finite.</summary>
+    public const double MaxMultiple = 100, MaxAbsolute = 100;
 
     /// <summary>σ of the subject-token embeddings of <paramref name="subjects"/>.</summary>
     public static double EmbeddingStd(LanguageModel lm, IEnumerable<string> subjects)

@@ -33,6 +33,23 @@ public sealed class FactCorpus
     public int Seed { get; init; }
     public List<RelationTemplates> Relations { get; init; } = [];
     public List<Fact> Facts { get; init; } = [];
+    /// <summary>
+    /// Fictional people (names recombined from ParaRel's people, attributes drawn from real objects) trained
+    /// beside the real facts: many attributes per name teach the model to build attributes at the subject.
+    /// </summary>
+    public List<Fact> People { get; init; } = [];
+
+    /// <summary>Relations that describe a person, used for fictional people and to choose "He"/"She" over "It".</summary>
+    public static readonly string[] PersonRelations = ["P19", "P20", "P27", "P106", "P108", "P937", "P1412", "P39", "P103", "P69", "P1303"];
+
+    /// <summary>The pronoun that stands for a subject in later sentences: "He"/"She" for people, "It" otherwise.</summary>
+    public string Pronoun(string subject)
+    {
+        _pronouns ??= Facts.Concat(People).GroupBy(f => f.Subject).ToDictionary(g => g.Key,
+            g => !g.Any(f => PersonRelations.Contains(f.Relation)) ? "It" : g.Key.Sum(c => c) % 2 == 0 ? "He" : "She");
+        return _pronouns.GetValueOrDefault(subject, "It");
+    }
+    private Dictionary<string, string>? _pronouns;
 
     [JsonIgnore]
     public IReadOnlyDictionary<string, RelationTemplates> ByRelation => _byRelation ??= Relations.ToDictionary(r => r.Relation);
@@ -47,7 +64,7 @@ public sealed class FactCorpus
     /// relations come first, so a class recognises them and generation can chain facts. Subjects with two
     /// objects for one relation are skipped. A third of each relation's [Y]-final templates is held out.
     /// </summary>
-    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234)
+    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234, int people = 0)
     {
         var pararel = Path.Combine(dataFolder, "pararel");
         var factsDir = Path.Combine(pararel, "facts");
@@ -94,7 +111,34 @@ public sealed class FactCorpus
             var heldOut = final.Take(Math.Max(1, final.Count / 3)).ToArray();
             relations.Add(new RelationTemplates(relation, templates[relation].Except(heldOut).ToArray(), heldOut));
         }
-        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen };
+        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen, People = MakePeople(all, chosen, relations, people, random) };
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> fictional people: a first and a last name from different ParaRel people, and 3-5
+    /// attributes of <see cref="PersonRelations"/> (those with a template that starts with the subject, so later
+    /// sentences can say "He ..."), each a uniformly drawn object of that relation among the chosen facts.
+    /// </summary>
+    private static List<Fact> MakePeople(Dictionary<string, List<Fact>> all, List<Fact> chosen, List<RelationTemplates> relations, int count, Random random)
+    {
+        if (count == 0) return [];
+        var names = all.Where(r => PersonRelations.Contains(r.Key)).SelectMany(r => r.Value).Select(f => f.Subject.Split(' '))
+            .Where(w => w.Length == 2 && w.All(x => x.Length > 1 && char.IsAsciiLetterUpper(x[0]) && x.All(char.IsAsciiLetter))).ToList();
+        var first = names.Select(n => n[0]).Distinct().Order(StringComparer.Ordinal).ToArray();
+        var last = names.Select(n => n[1]).Distinct().Order(StringComparer.Ordinal).ToArray();
+        var taken = all.Values.SelectMany(f => f).Select(f => f.Subject).ToHashSet();
+        var attributes = relations.Where(r => PersonRelations.Contains(r.Relation) && r.Trained.Any(t => t.StartsWith("[X]")))
+            .Select(r => (r.Relation, Objects: chosen.Where(f => f.Relation == r.Relation).Select(f => f.Object).Distinct().Order(StringComparer.Ordinal).ToArray()))
+            .Where(r => r.Objects.Length > 1).ToArray();
+        var people = new List<Fact>();
+        while (people.Count == 0 || people.Select(f => f.Subject).Distinct().Count() < count)
+        {
+            var name = $"{first[random.Next(first.Length)]} {last[random.Next(last.Length)]}";
+            if (!taken.Add(name)) continue;
+            foreach (var (relation, objects) in attributes.OrderBy(_ => random.Next()).Take(random.Next(3, Math.Min(5, attributes.Length) + 1)))
+                people.Add(new Fact(name, relation, objects[random.Next(objects.Length)]));
+        }
+        return people;
     }
 
     /// <summary>Short, plain names: the subject and object must be easy to type and few tokens long.</summary>

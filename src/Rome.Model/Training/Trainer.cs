@@ -9,7 +9,7 @@ namespace Rome.Model.Training;
 
 public sealed record TrainingOptions
 {
-    public int Layers { get; init; } = 6;
+    public int Layers { get; init; } = 8;
     public int Width { get; init; } = 128;
     public int Heads { get; init; } = 4;
     public int Positions { get; init; } = 64;
@@ -28,14 +28,18 @@ public sealed record TrainingOptions
     public string Softmax { get; init; } = "corpus";
     public int SampledNegatives { get; init; } = 1024;
     public double FullSoftmaxFraction { get; init; } = 0.1;
+    /// <summary>The training text's recipe (<see cref="TrainingText"/>): "knowing" or "templates".</summary>
+    public string Recipe { get; init; } = "knowing";
+    /// <summary><see cref="TrainingText.BiographyShare"/> and <see cref="TrainingText.ListShare"/>.</summary>
+    public double BiographyShare { get; init; } = 0.3;
+    public double ListShare { get; init; } = 0.0;
 }
 
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, TimeSpan Elapsed);
 
 /// <summary>
-/// Trains a GPT-2-architecture model from scratch on sentences stating the corpus's facts with its trained
-/// templates. Each sequence packs paragraphs (all facts of one subject, in random order, each with a random
-/// trained template), so facts are seen at many offsets and generation from a subject continues with its facts.
+/// Trains a GPT-2-architecture model from scratch on the corpus's facts, written out as documents by the
+/// recipe's <see cref="TrainingText"/> and packed into sequences, so facts are seen at many offsets.
 /// Seeded and resumable: the data of step s depends only on (seed, s), and checkpoints hold weights,
 /// optimiser state and the step.
 /// </summary>
@@ -46,7 +50,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
     public const string LossLog = "loss.csv";
 
     private readonly TextTokenizer _tokenizer = TextTokenizer.Gpt2();
-    private readonly Dictionary<string, List<Fact>> _bySubject = corpus.Facts.GroupBy(f => f.Subject).ToDictionary(g => g.Key, g => g.ToList());
+    private readonly TrainingText _text = new(corpus, options.Recipe) { BiographyShare = options.BiographyShare, ListShare = options.ListShare };
 
     /// <summary>Trains into <paramref name="folder"/>, resuming from the checkpoint there if any. Returns the model.</summary>
     public Gpt2Model Train(string folder, IProgress<TrainingProgress>? progress = null, CancellationToken cancel = default)
@@ -81,7 +85,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         if (start > 0 && File.Exists(optimizerPath)) optimizer.load_state_dict(optimizerPath);
 
         // Every token a training sentence can produce, with or without a leading space.
-        var corpusTokens = corpus.TrainingSentences()
+        var corpusTokens = _text.Vocabulary()
             .SelectMany(s => _tokenizer.Encode(" " + s).Concat(_tokenizer.Encode(s)))
             .Append(TextTokenizer.EndOfText).Distinct().Order().ToArray();
         var fullFrom = options.Softmax == "full" ? 0 : (int)(options.Steps * (1 - options.FullSoftmaxFraction));
@@ -156,20 +160,18 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
     public (Tensor Inputs, Tensor Targets) Batch(int step)
     {
         var random = new Random(HashCode.Combine(options.Seed, step));
-        var subjects = _bySubject.Keys.ToArray();
         var length = options.Positions;
         var inputs = new long[options.BatchSize, length];
         var targets = new long[options.BatchSize, length];
         for (int b = 0; b < options.BatchSize; b++)
         {
+            // Documents packed end to end; the last one is cut where the sequence ends.
             var ids = new List<int>();
             while (ids.Count < length + 1)
             {
-                var paragraph = Paragraph(subjects[random.Next(subjects.Length)], random, first: ids.Count == 0);
-                if (ids.Count > 0 && ids.Count + paragraph.Count > length + 1) break;
-                ids.AddRange(paragraph);
+                var document = _text.Document(random, first: ids.Count == 0);
+                ids.AddRange(_tokenizer.Encode(ids.Count == 0 ? document : " " + document));
             }
-            if (ids.Count <= length) ids.Add(TextTokenizer.EndOfText);
             for (int t = 0; t < length; t++)
             {
                 inputs[b, t] = t < ids.Count ? ids[t] : TextTokenizer.EndOfText;
@@ -177,18 +179,6 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
             }
         }
         return (tensor(inputs), tensor(targets));
-    }
-
-    private List<int> Paragraph(string subject, Random random, bool first)
-    {
-        var facts = _bySubject[subject].OrderBy(_ => random.Next()).ToList();
-        var sentences = facts.Select(f =>
-        {
-            var trained = corpus.ByRelation[f.Relation].Trained;
-            return RelationTemplates.Render(trained[random.Next(trained.Length)], f.Subject, f.Object);
-        });
-        var text = string.Join(" ", sentences);
-        return _tokenizer.Encode(first ? text : " " + text).ToList();
     }
 
     private static void Save(Gpt2Model model, TorchSharp.Modules.OptimizerHelper optimizer, string folder, int step, TimeSpan elapsed)
