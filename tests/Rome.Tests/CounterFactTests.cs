@@ -33,7 +33,7 @@ public class CounterFactMetricTests
         Assert.Equal(75, s.NS, 10);
         Assert.Equal(0, s.EM, 10);
         Assert.Equal(CounterFactMetrics.HarmonicMean(50, 75, 75), s.S, 10);
-        Assert.Equal(4.5, s.GE!.Value, 10);
+        Assert.Equal(450, s.GE!.Value, 10);   // x100 like every other metric, as summarize.py does
         Assert.Equal(30, s.RS!.Value, 10);
         Assert.Null(s.PSHeldOut);
     }
@@ -48,13 +48,34 @@ public class CounterFactMetricTests
     }
 
     [Fact]
+    public void ConsistencyComparesWithTextsAboutTheSameRelationAndObject()
+    {
+        var corpus = new FactCorpus
+        {
+            Relations = [new("P17", ["[X] is located in [Y] ."], []), new("P1412", ["[X] speaks [Y] ."], [])],
+            Facts = [new("Kyoto", "P17", "Japan"), new("Osaka", "P17", "Japan"), new("Taro Aso", "P1412", "Japan"), new("Lyon", "P17", "France")],
+        };
+        var (tfidf, reference) = CounterFactMetrics.ConsistencyReference(corpus);
+        Assert.Equal("Kyoto is located in Japan. Osaka is located in Japan.", reference("P17", "Japan"));   // not Taro Aso's
+        Assert.Equal("Taro Aso speaks Japan.", reference("P1412", "Japan"));
+        Assert.True(tfidf.Similarity("Kyoto and Osaka", reference("P17", "Japan")) > tfidf.Similarity("Kyoto and Osaka", reference("P1412", "Japan")));
+    }
+
+    [Fact]
     public void TfIdfMatchesScikitLearnsDefaults()
     {
-        var tfidf = new TfIdf(["a b", "a c"]);
-        // idf(a) = ln(3/3) + 1 = 1, idf(b) = idf(c) = ln(3/2) + 1; cosine("a b", "a c") = 1 / (1 + idf(b)^2).
-        var idfB = Math.Log(1.5) + 1;
-        Assert.Equal(1 / (1 + idfB * idfB), tfidf.Similarity("a b", "a c"), 10);
-        Assert.Equal(1, tfidf.Similarity("b a", "a b"), 10);
+        // Fitted on three documents; "a" is one character, so scikit-learn's token pattern drops it.
+        // Tokens: {the, cat, sat}, {the, dog, sat, down}, {cat}: n = 3, df(the) = df(cat) = df(sat) = 2, df(dog) = df(down) = 1.
+        var tfidf = new TfIdf(["The cat sat.", "the dog sat down", "a cat"]);
+        var idf2 = Math.Log(4.0 / 3) + 1;   // smooth IDF ln((1+n)/(1+df)) + 1 with df = 2
+        var idf1 = Math.Log(4.0 / 2) + 1;   // df = 1
+
+        // "the cat" = (idf2, idf2) / norm; "a zebra cat" = (cat) alone: "a" is too short, "zebra" is outside the vocabulary.
+        Assert.Equal(1 / Math.Sqrt(2), tfidf.Similarity("the cat", "a zebra cat"), 10);
+        // Counts multiply the IDF: "dog dog sat" = (2 idf1, idf2); against "dog" alone the cosine is 2 idf1 / |(2 idf1, idf2)|.
+        Assert.Equal(2 * idf1 / Math.Sqrt(4 * idf1 * idf1 + idf2 * idf2), tfidf.Similarity("dog dog sat", "dog"), 10);
+        // Nothing in the vocabulary: a zero vector, similarity 0 (scikit-learn's cosine of a zero row is 0).
+        Assert.Equal(0, tfidf.Similarity("a b c", "the cat"));
     }
 
     [Fact]

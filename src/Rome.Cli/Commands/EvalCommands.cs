@@ -53,16 +53,7 @@ internal static class EvalCommands
         var cases = CounterFactDataset.Load(path).Take(n).ToList();
 
         var corpus = FactCorpus.ForModel(lm.Folder);
-        TfIdf? tfidf = null;
-        Func<string, string>? reference = null;
-        if (corpus is not null)
-        {
-            // Reference text about an object: the corpus's sentences about subjects that have it.
-            var sentences = corpus.Facts.GroupBy(f => f.Subject).ToDictionary(g => g.Key,
-                g => g.SelectMany(f => corpus.ByRelation[f.Relation].Trained.Take(1).Select(t => RelationTemplates.Render(t, f.Subject, f.Object))).ToList());
-            tfidf = new TfIdf(sentences.Values.Select(s => string.Join(" ", s)));
-            reference = obj => string.Join(" ", corpus.Facts.Where(f => f.Object == obj).SelectMany(f => sentences[f.Subject]).Distinct());
-        }
+        var (tfidf, reference) = corpus is null ? (null, null) : CounterFactMetrics.ConsistencyReference(corpus);
         var layers = layersText is null ? [hp.Layer]
             : layersText == "all" ? Enumerable.Range(0, lm.Layers).ToList()
             : layersText.Split(',').Select(x => int.TryParse(x, out var l) && l >= 0 && l < lm.Layers ? l : throw new RomeException($"--layers: '{x}' is not a layer (0..{lm.Layers - 1}) or 'all'.")).ToList();

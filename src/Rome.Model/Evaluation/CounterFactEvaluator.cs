@@ -12,7 +12,7 @@ namespace Rome.Model.Evaluation;
 /// appended to a JSONL file as they are computed, and a run resumes after the cases already in it.
 /// </summary>
 public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters hp, Func<Tensor>? covariance,
-                                         TfIdf? tfidf = null, Func<string, string>? referenceText = null, bool generations = true)
+                                         TfIdf? tfidf = null, Func<string, string, string>? referenceText = null, bool generations = true)
 {
     public static readonly string[] Methods = ["none", "rome", "ft", "ft-l", "kn"];
 
@@ -78,7 +78,7 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
                 TextGenerator.Generate(lm, p, new GenerationOptions { MaxTokens = Math.Min(40, lm.Config.Positions - lm.Encode(p).Length), TopK = 5, Seed = c.CaseId * 31 + i }, iv, cancel).Text).ToList();
             fluency = CounterFactMetrics.Fluency(texts);
             if (tfidf is not null && referenceText is not null)
-                consistency = tfidf.Similarity(string.Join(" ", texts), referenceText(newTarget));
+                consistency = tfidf.Similarity(string.Join(" ", texts), referenceText(c.Rewrite.RelationId, newTarget));
         }
         return new CaseScores(c.CaseId, es, em, ps, pm, ns, nm, psTrained, psHeldOut, fluency, consistency);
     }

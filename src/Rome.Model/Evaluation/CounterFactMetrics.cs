@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Rome.Model.Modeling;
+using Rome.Model.Training;
 using static TorchSharp.torch;
 
 namespace Rome.Model.Evaluation;
@@ -9,7 +10,10 @@ public sealed record CaseScores(
     int CaseId, double ES, double EM, double PS, double PM, double NS, double NM,
     double? PSTrained, double? PSHeldOut, double? Fluency, double? Consistency);
 
-/// <summary>Mean scores over cases, x100, with S = harmonic mean of ES, PS and NS.</summary>
+/// <summary>
+/// Mean scores over cases, x100 as the original <c>summarize.py</c> reports them (GE too: the paper's GE 626 is
+/// 6.26 bits), with S = harmonic mean of ES, PS and NS.
+/// </summary>
 public sealed record Summary(string Method, int Cases, double S, double ES, double PS, double NS, double EM, double PM, double NM,
                              double? PSTrained, double? PSHeldOut, double? GE, double? RS);
 
@@ -63,7 +67,7 @@ public static class CounterFactMetrics
         double Percent(Func<CaseScores, double?> f) => 100 * (Average(f) ?? double.NaN);
         var (es, ps, ns) = (Percent(c => c.ES), Percent(c => c.PS), Percent(c => c.NS));
         return new Summary(method, cases.Count, HarmonicMean(es, ps, ns), es, ps, ns, Percent(c => c.EM), Percent(c => c.PM), Percent(c => c.NM),
-            100 * Average(c => c.PSTrained), 100 * Average(c => c.PSHeldOut), Average(c => c.Fluency), 100 * Average(c => c.Consistency));
+            100 * Average(c => c.PSTrained), 100 * Average(c => c.PSHeldOut), 100 * Average(c => c.Fluency), 100 * Average(c => c.Consistency));
     }
 
     private static readonly Regex Word = new(@"\w+|[^\w\s]", RegexOptions.Compiled);
@@ -86,15 +90,32 @@ public static class CounterFactMetrics
         return (2.0 / 3 * Entropy(2) + 4.0 / 3 * Entropy(3)) / 2;
     }
 
+    /// <summary>
+    /// What consistency (RS) compares generations with, from a model's fact corpus: TF-IDF fitted on one text per
+    /// subject (its facts, each in its first trained template), and for (relation, new object) the texts of the
+    /// subjects that have that object for that relation, as the original's <c>snips[rel_id][target_new]</c>.
+    /// </summary>
+    public static (TfIdf TfIdf, Func<string, string, string> Reference) ConsistencyReference(FactCorpus corpus)
+    {
+        var texts = corpus.Facts.GroupBy(f => f.Subject).ToDictionary(g => g.Key,
+            g => string.Join(" ", g.Select(f => RelationTemplates.Render(corpus.ByRelation[f.Relation].Trained[0], f.Subject, f.Object))));
+        return (new TfIdf(texts.Values), (relation, obj) => string.Join(" ",
+            corpus.Facts.Where(f => f.Relation == relation && f.Object == obj).Select(f => f.Subject).Distinct().Select(s => texts[s])));
+    }
+
     /// <summary>Mean n-gram entropy of several generations (the original averages per generation).</summary>
     public static double Fluency(IEnumerable<string> generations) => generations.Select(NGramEntropy).DefaultIfEmpty(0).Average();
 }
 
-/// <summary>TF-IDF as scikit-learn's default TfidfVectorizer: raw counts x smooth IDF ln((1+n)/(1+df)) + 1, L2-normalised.</summary>
+/// <summary>
+/// TF-IDF as scikit-learn's default <c>TfidfVectorizer</c>: lower-cased tokens of two or more word characters
+/// (its token pattern <c>\b\w\w+\b</c>), raw counts x smooth IDF ln((1+n)/(1+df)) + 1, L2-normalised; words
+/// outside the fitted vocabulary are ignored, as its <c>transform</c> does.
+/// </summary>
 public sealed class TfIdf
 {
+    private static readonly Regex Token = new(@"\b\w\w+\b", RegexOptions.Compiled);
     private readonly Dictionary<string, double> _idf = new();
-    private readonly double _unseen;
 
     public TfIdf(IEnumerable<string> documents)
     {
@@ -103,17 +124,16 @@ public sealed class TfIdf
         foreach (var doc in documents)
         {
             n++;
-            foreach (var w in CounterFactMetrics.Words(doc).Where(w => char.IsLetterOrDigit(w[0])).Distinct())
-                df[w] = df.GetValueOrDefault(w) + 1;
+            foreach (var w in Tokens(doc).Distinct()) df[w] = df.GetValueOrDefault(w) + 1;
         }
         foreach (var (w, d) in df) _idf[w] = Math.Log((1.0 + n) / (1 + d)) + 1;
-        _unseen = Math.Log(1.0 + n) + 1;
     }
+
+    private static IEnumerable<string> Tokens(string text) => Token.Matches(text.ToLowerInvariant()).Select(m => m.Value);
 
     public Dictionary<string, double> Vector(string text)
     {
-        var v = CounterFactMetrics.Words(text).Where(w => char.IsLetterOrDigit(w[0])).GroupBy(w => w)
-            .ToDictionary(g => g.Key, g => g.Count() * _idf.GetValueOrDefault(g.Key, _unseen));
+        var v = Tokens(text).Where(_idf.ContainsKey).GroupBy(w => w).ToDictionary(g => g.Key, g => g.Count() * _idf[g.Key]);
         var norm = Math.Sqrt(v.Values.Sum(x => x * x));
         return norm == 0 ? v : v.ToDictionary(p => p.Key, p => p.Value / norm);
     }
