@@ -64,7 +64,7 @@ public sealed class FactCorpus
     /// relations come first, so a class recognises them and generation can chain facts. Subjects with two
     /// objects for one relation are skipped. A third of each relation's [Y]-final templates is held out.
     /// </summary>
-    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234, int people = 0)
+    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234, int people = 0, int namePool = 0)
     {
         var pararel = Path.Combine(dataFolder, "pararel");
         var factsDir = Path.Combine(pararel, "facts");
@@ -111,21 +111,29 @@ public sealed class FactCorpus
             var heldOut = final.Take(Math.Max(1, final.Count / 3)).ToArray();
             relations.Add(new RelationTemplates(relation, templates[relation].Except(heldOut).ToArray(), heldOut));
         }
-        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen, People = MakePeople(all, chosen, relations, people, random) };
+        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen, People = MakePeople(all, chosen, relations, people, namePool, random) };
     }
 
     /// <summary>
     /// <paramref name="count"/> fictional people: a first and a last name from different ParaRel people, and 3-5
     /// attributes of <see cref="PersonRelations"/> (those with a template that starts with the subject, so later
     /// sentences can say "He ..."), each a uniformly drawn object of that relation among the chosen facts.
+    /// A <paramref name="namePool"/> above zero draws first and last names from that many of each, so every first and
+    /// every last name is shared by several people and only the whole name tells who is meant.
     /// </summary>
-    private static List<Fact> MakePeople(Dictionary<string, List<Fact>> all, List<Fact> chosen, List<RelationTemplates> relations, int count, Random random)
+    private static List<Fact> MakePeople(Dictionary<string, List<Fact>> all, List<Fact> chosen, List<RelationTemplates> relations, int count, int namePool, Random random)
     {
         if (count == 0) return [];
         var names = all.Where(r => PersonRelations.Contains(r.Key)).SelectMany(r => r.Value).Select(f => f.Subject.Split(' '))
             .Where(w => w.Length == 2 && w.All(x => x.Length > 1 && char.IsAsciiLetterUpper(x[0]) && x.All(char.IsAsciiLetter))).ToList();
         var first = names.Select(n => n[0]).Distinct().Order(StringComparer.Ordinal).ToArray();
         var last = names.Select(n => n[1]).Distinct().Order(StringComparer.Ordinal).ToArray();
+        if (namePool > 0)
+        {
+            if (namePool * namePool < 2 * count) throw new RomeException($"A name pool of {namePool} is too small for {count} people.");
+            first = first.OrderBy(_ => random.Next()).Take(namePool).ToArray();
+            last = last.OrderBy(_ => random.Next()).Take(namePool).ToArray();
+        }
         var taken = all.Values.SelectMany(f => f).Select(f => f.Subject).ToHashSet();
         var attributes = relations.Where(r => PersonRelations.Contains(r.Relation) && r.Trained.Any(t => t.StartsWith("[X]")))
             .Select(r => (r.Relation, Objects: chosen.Where(f => f.Relation == r.Relation).Select(f => f.Object).Distinct().Order(StringComparer.Ordinal).ToArray()))
