@@ -6,6 +6,7 @@ using Rome.Model;
 var commands = new Dictionary<string, (string Help, Func<CliArgs, CancellationToken, int> Run, string[] Flags)>
 {
     ["info"] = ("info [--model DIR] [--json]: architecture, parameters, layers, vocabulary", ModelCommands.Info, ["json"]),
+    ["export"] = ("export [--model DIR] --out DIR [--dtype float32|float16]: copy a model folder, its weights as float16 if asked (half the size)", ModelCommands.Export, []),
     ["predict"] = ("predict [--model DIR] (--prompt TEXT | --ids 1,2,3) [--top K] [--json]: next-token distribution", ModelCommands.Predict, ["json"]),
     ["generate"] = ("generate [--model DIR] --prompt TEXT [--max-tokens N] [--top-k K] [--seed S] [--json]", ModelCommands.Generate, ["json"]),
     ["trace"] = ("trace [--model DIR] --prompt TEXT --subject TEXT [--kind hidden|mlp|attn|all] [--samples 10] [--noise 3s|FLOAT] [--window W] [--seed S] [--sever mlp|attn] [--json|--csv]: causal trace", TraceCommands.Trace, ["json", "csv"]),

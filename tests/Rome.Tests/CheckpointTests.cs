@@ -25,6 +25,26 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void AFloat16ExportIsHalfTheSize_AndLoadsBackToTheSameWeightsRoundedToFloat16()
+    {
+        using var lm = LanguageModel.Load(Fixture);
+        var folder = TestPaths.TempFolder();
+        using (var session = new Rome.Model.Editing.EditSession(lm)) session.Bake(folder, float16: true);
+        var bytes = File.ReadAllBytes(Path.Combine(folder, "model.safetensors"));
+        var header = System.Text.Encoding.UTF8.GetString(bytes.AsSpan(8, (int)BitConverter.ToUInt64(bytes, 0)));
+        Assert.Contains("\"F16\"", header);
+        Assert.DoesNotContain("\"F32\"", header);
+        var full = new FileInfo(Path.Combine(Fixture, "model.safetensors")).Length;
+        Assert.InRange(new FileInfo(Path.Combine(folder, "model.safetensors")).Length, full * 0.45, full * 0.55);
+
+        // Every weight comes back exactly as float16 rounds it, so the logits are those of the rounded model.
+        using var again = LanguageModel.Load(folder);
+        var original = lm.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in again.Model.named_parameters())
+            Assert.True(p.eq(original[name].to(float16).to(float32)).all().item<bool>(), name);
+    }
+
+    [Fact]
     public void LoadsKeysWithTheTransformerPrefixAndIgnoresBuffersAndHead()
     {
         using var lm = LanguageModel.Load(Fixture);

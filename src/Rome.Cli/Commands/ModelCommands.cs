@@ -30,6 +30,23 @@ internal static class ModelCommands
         return 0;
     }
 
+    /// <summary>Copies a model folder (weights, optionally as float16, and the files that travel with it).</summary>
+    public static int Export(CliArgs a, CancellationToken _)
+    {
+        var output = Path.GetFullPath(a.Require("out"));
+        var float16 = a.Get("dtype", "float32") switch
+        {
+            "float32" => false, "float16" => true,
+            var other => throw new RomeException($"--dtype must be float32 or float16, not '{other}'."),
+        };
+        using var lm = Common.LoadModel(a);
+        a.EnsureAllUsed();
+        using var session = new Rome.Model.Editing.EditSession(lm);
+        session.Bake(output, float16);
+        Console.WriteLine($"Wrote {lm.Name} to {output} ({new FileInfo(Path.Combine(output, Checkpoint.WeightsFile)).Length / 1e6:F1} MB of weights).");
+        return 0;
+    }
+
     public static int Predict(CliArgs a, CancellationToken _)
     {
         var json = a.Flag("json");

@@ -77,8 +77,11 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
         }
     }
 
-    /// <summary>Writes the edited model (weights + every overlay, made dense) as a new checkpoint folder.</summary>
-    public void Bake(string folder)
+    /// <summary>
+    /// Writes the edited model (weights + every overlay, made dense; with no edits, the model itself) as a new
+    /// checkpoint folder, with the files that travel with a model (facts, hyper-parameters, card, CounterFact set).
+    /// </summary>
+    public void Bake(string folder, bool float16 = false)
     {
         if (Path.GetFullPath(folder) == Path.GetFullPath(lm.Folder))
             throw new RomeException("Bake into a new folder: the loaded model's own files are never overwritten.");
@@ -86,8 +89,8 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
         var deltas = new Dictionary<string, Tensor>();
         foreach (var o in Overlays)
             deltas[o.Module] = deltas.TryGetValue(o.Module, out var d) ? d + o.Dense() : o.Dense();
-        Checkpoint.Save(lm.Model, folder, deltas);
-        foreach (var file in new[] { "facts.json", RomeHyperParameters.FileName, "vocab.json", "merges.txt" })
+        Checkpoint.Save(lm.Model, folder, deltas, float16);
+        foreach (var file in new[] { "facts.json", RomeHyperParameters.FileName, "vocab.json", "merges.txt", "README.md", "loss.csv", "counterfact.json" })
             if (File.Exists(Path.Combine(lm.Folder, file))) File.Copy(Path.Combine(lm.Folder, file), Path.Combine(folder, file), overwrite: true);
     }
 

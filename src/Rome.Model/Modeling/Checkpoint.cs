@@ -72,8 +72,10 @@ public static class Checkpoint
     /// Writes <paramref name="model"/> to <paramref name="folder"/> (created if needed). Files are written
     /// beside their final names and renamed, so a crash never leaves a half-written checkpoint.
     /// <paramref name="deltas"/> (storage layout [in, out], keyed by module name) are added to the weights written.
+    /// <paramref name="float16"/> stores the weights as float16 (half the size; <see cref="Load"/> reads them back
+    /// into the dtype asked for).
     /// </summary>
-    public static void Save(Gpt2Model model, string folder, IReadOnlyDictionary<string, Tensor>? deltas = null)
+    public static void Save(Gpt2Model model, string folder, IReadOnlyDictionary<string, Tensor>? deltas = null, bool float16 = false)
     {
         Directory.CreateDirectory(folder);
         var tensors = new List<(string Name, Tensor Value)>();
@@ -85,7 +87,7 @@ public static class Checkpoint
             var value = deltas is not null && name.EndsWith(".weight") && deltas.TryGetValue(module, out var d) ? p + d : p;
             tensors.Add((name, value));
         }
-        WriteAtomically(Path.Combine(folder, WeightsFile), path => WriteSafetensors(path, tensors));
+        WriteAtomically(Path.Combine(folder, WeightsFile), path => WriteSafetensors(path, tensors, float16: float16));
         WriteAtomically(Path.Combine(folder, ConfigFile), path => model.Config.Save(path));
     }
 
@@ -96,9 +98,10 @@ public static class Checkpoint
         return Convert.ToHexString(SHA256.HashData(stream))[..16].ToLowerInvariant();
     }
 
-    /// <summary>Writes tensors as float32 safetensors with Hugging Face's <c>{"format": "pt"}</c> metadata.</summary>
-    public static void WriteSafetensors(string path, IEnumerable<(string Name, Tensor Value)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>Writes tensors as float32 (or float16) safetensors with Hugging Face's <c>{"format": "pt"}</c> metadata.</summary>
+    public static void WriteSafetensors(string path, IEnumerable<(string Name, Tensor Value)> tensors, IReadOnlyDictionary<string, string>? metadata = null, bool float16 = false)
     {
+        var elementSize = float16 ? 2 : sizeof(float);
         var list = tensors.ToList();
         var meta = new JsonObject { ["format"] = "pt" };
         foreach (var (k, v) in metadata ?? new Dictionary<string, string>()) meta[k] = v;
@@ -106,10 +109,10 @@ public static class Checkpoint
         long offset = 0;
         foreach (var (name, value) in list)
         {
-            var size = value.numel() * sizeof(float);
+            var size = value.numel() * elementSize;
             header[name] = new JsonObject
             {
-                ["dtype"] = "F32",
+                ["dtype"] = float16 ? "F16" : "F32",
                 ["shape"] = new JsonArray(value.shape.Select(s => (JsonNode)s).ToArray()),
                 ["data_offsets"] = new JsonArray(offset, offset + size),
             };
@@ -126,7 +129,9 @@ public static class Checkpoint
         foreach (var (_, value) in list)
         {
             using var cpuValue = value.detach().to(float32).cpu().contiguous();
-            file.Write(MemoryMarshal.AsBytes(cpuValue.data<float>().ToArray().AsSpan()));
+            var values = cpuValue.data<float>().ToArray();
+            if (float16) file.Write(MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()));
+            else file.Write(MemoryMarshal.AsBytes(values.AsSpan()));
         }
     }
 
