@@ -133,7 +133,7 @@ public class EditImportFuzzTests : IDisposable
     {
         var ids = _lm.Encode("Paris is in");
         using var session = new EditSession(_lm);
-        var hp = new RomeHyperParameters { Layer = 1, Steps = 5, ContextTemplates = [[1, 5]] };
+        var hp = new RomeHyperParameters { Layer = 1, Steps = 5, ContextTemplateLengthParams = [[5, 1]] };
         session.Apply(new RomeEditor(_lm, hp), new EditRequest("{} is in", "Paris", "Rome"), covariance: null);
         using var before = _lm.NextTokenLogProbs(ids, session.Interventions());
 

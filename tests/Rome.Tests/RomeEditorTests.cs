@@ -35,7 +35,7 @@ public class RomeEditorTests : IDisposable
     [Fact]
     public void AnEditRaisesTheNewTarget_AndUndoRestoresTheExactLogits()
     {
-        var hp = new RomeHyperParameters { Layer = 1, Steps = 40, ContextTemplates = [[2, 5]] };
+        var hp = new RomeHyperParameters { Layer = 1, Steps = 40, ContextTemplateLengthParams = [[5, 2]] };
         var request = new EditRequest("{} is located in the city of", "The Eiffel Tower", "Rome");
         var ids = _lm.Encode(request.Filled);
         using var before = _lm.NextTokenLogProbs(ids);
@@ -63,7 +63,7 @@ public class RomeEditorTests : IDisposable
     [Fact]
     public void ExportThenImportReproducesTheLogits_AndBakeWritesTheEditedWeights()
     {
-        var hp = new RomeHyperParameters { Layer = 2, Steps = 10, ContextTemplates = [[2, 5]] };
+        var hp = new RomeHyperParameters { Layer = 2, Steps = 10, ContextTemplateLengthParams = [[5, 2]] };
         var request = new EditRequest("{} plays the", "Michael Jordan", "violin");
         using var session = new EditSession(_lm);
         session.Apply(new RomeEditor(_lm, hp), request, covariance: null);
@@ -93,7 +93,7 @@ public class RomeEditorTests : IDisposable
     public void AFailedOrCancelledEditLeavesTheStackUnchanged()
     {
         using var session = new EditSession(_lm);
-        var editor = new RomeEditor(_lm, new RomeHyperParameters { Layer = 1, Steps = 5, ContextTemplates = [[1, 5]] });
+        var editor = new RomeEditor(_lm, new RomeHyperParameters { Layer = 1, Steps = 5, ContextTemplateLengthParams = [[5, 1]] });
         Assert.Throws<RomeException>(() => session.Apply(editor, new EditRequest("{} is in", "Nowhere Land", "Paris") with { Prompt = "is in" }, null));
         Assert.Throws<RomeException>(() => session.Apply(editor, new EditRequest("{} is in", "Paris", " "), null));
         using var cancel = new CancellationTokenSource();
@@ -112,9 +112,50 @@ public class RomeEditorTests : IDisposable
         using var plain = _lm.NextTokenLogProbs(ids);
         using var a = new EditSession(_lm);
         using var b = new EditSession(_lm);
-        a.Apply(new RomeEditor(_lm, new RomeHyperParameters { Layer = 1, Steps = 10, ContextTemplates = [[1, 5]] }), request, null);
+        a.Apply(new RomeEditor(_lm, new RomeHyperParameters { Layer = 1, Steps = 10, ContextTemplateLengthParams = [[5, 1]] }), request, null);
         using var seenByB = _lm.NextTokenLogProbs(ids, b.Interventions());
         Assert.True(seenByB.eq(plain).all().item<bool>());
     }
-}
 
+    [Fact]
+    public void NStepsMakeAtMostNMinusOneUpdates_AndTheReportDescribesTheDeltaReturned()
+    {
+        // The original's compute_v measures the loss, then breaks on the last iteration before updating.
+        var hp = new RomeHyperParameters { Layer = 1, Steps = 4, StopLoss = 0, ContextTemplateLengthParams = [[5, 1]] };
+        var steps = new List<EditProgress>();
+        using var session = new EditSession(_lm);
+        var edit = session.Apply(new RomeEditor(_lm, hp), new EditRequest("{} is located in", "Paris", "Rome"), null, new SyncProgress<EditProgress>(steps.Add));
+        Assert.Equal(4, steps.Count);
+        Assert.Equal(3, edit.Updates);
+        Assert.Equal(steps[^1].TargetProbability, edit.TargetProbability, 6);
+
+        // One step measures and stops: no update, so the edit changes nothing.
+        using var one = new EditSession(_lm);
+        var none = one.Apply(new RomeEditor(_lm, hp with { Steps = 1 }), new EditRequest("{} is located in", "Paris", "Rome"), null);
+        Assert.Equal(0, none.Updates);
+        Assert.Equal(0, none.Overlay.V.abs().max().item<float>());
+    }
+
+    [Fact]
+    public void ContextTemplatesAreSampledAfterEndOfTextAsLengthCountPairs()
+    {
+        var hp = new RomeHyperParameters { Layer = 1, ContextTemplateLengthParams = [[5, 3], [10, 2]] };
+        var templates = new RomeEditor(_lm, hp).ContextTemplates();
+        Assert.Equal(1 + 3 + 2, templates.Count);
+        Assert.Equal("{}", templates[0]);
+        Assert.All(templates.Skip(1), t => Assert.EndsWith(". {}", t));
+        Assert.All(templates, t => Assert.Equal(1, t.Split("{}").Length - 1));   // generated braces are removed
+        // The length counts the <|endoftext|> prompt token, so a [5, n] prefix has at most 4 generated tokens.
+        Assert.All(templates.Skip(1).Take(3), t => Assert.True(_lm.Tokenizer.Encode(t[..^4]).Length <= 4 + 1, t));
+        Assert.Same(templates, new RomeEditor(_lm, hp).ContextTemplates());   // cached per model and settings
+        Assert.Throws<RomeException>(() => new RomeEditor(_lm, hp with { ContextTemplateLengthParams = [[0, 3]] }).ContextTemplates());
+    }
+
+    [Fact]
+    public void AHyperParameterFileWithAnUnknownSettingIsRefused()
+    {
+        var file = Path.Combine(TestPaths.TempFolder(), "rome-hparams.json");
+        File.WriteAllText(file, "{\"layer\": 1, \"contextTemplates\": [[10, 5]]}");
+        Assert.Contains("contextTemplates", Assert.Throws<RomeException>(() => RomeHyperParameters.Load(file)).Message);
+    }
+}

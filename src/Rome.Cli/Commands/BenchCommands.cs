@@ -150,7 +150,7 @@ internal static class BenchCommands
                 var clock = Stopwatch.StartNew();
                 using var edit = editor.Compute(request, () => c, cancel: cancel, seed: i);
                 times.Add(clock.Elapsed.TotalSeconds);
-                steps = edit.Steps;
+                steps = edit.Updates;
             }
             var median = times.Order().ElementAt(times.Count / 2);
             rows.Add(new { model = lm.Name, layers = lm.Layers, width = lm.Config.Embd, layer = hp.Layer, secondsMedian = median, vStarSteps = steps });

@@ -79,10 +79,10 @@ internal static class EditCommands
 
         if (json)
         {
-            Out.WriteJson(new { request, layer = edit.Layer, module = edit.Overlay.Module, seconds, steps = edit.Steps, before, after, savedEdits = saveEdits, baked = bake });
+            Out.WriteJson(new { request, layer = edit.Layer, module = edit.Overlay.Module, seconds, updates = edit.Updates, contextTemplates = edit.ContextTemplates, before, after, savedEdits = saveEdits, baked = bake });
             return 0;
         }
-        Console.WriteLine($"\nEdited {edit.Overlay.Module} in {seconds:F2} s ({edit.Steps} v* steps): \"{request.Filled}\" -> '{request.Target}'\n");
+        Console.WriteLine($"\nEdited {edit.Overlay.Module} in {seconds:F2} s ({edit.Updates} v* updates): \"{request.Filled}\" -> '{request.Target}'\n");
         for (int i = 0; i < prompts.Count; i++)
         {
             var (b, f) = (before.Prompts[i], after.Prompts[i]);

@@ -98,7 +98,8 @@ internal static class TraceCommands
             : AverageIndirectEffect.FromManifest(FactCorpus.ForModel(lm.Folder)
                 ?? throw new RomeException($"{lm.Folder} has no facts.json; pass --facts FILE (known_1000.json format)."));
         var known = AverageIndirectEffect.Known(lm, candidates);
-        var chosen = known.OrderBy(f => f.Subject.GetHashCode(StringComparison.Ordinal) & 0x7fffffff).ThenBy(f => f.Prompt, StringComparer.Ordinal).Take(n).ToList();
+        // A fixed pseudo-random order (FNV-1a of the subject: string.GetHashCode differs from process to process).
+        var chosen = known.OrderBy(f => f.Subject.Aggregate(2166136261u, (h, c) => unchecked((h ^ c) * 16777619u))).ThenBy(f => f.Prompt, StringComparer.Ordinal).Take(n).ToList();
         Console.Error.WriteLine($"{known.Count} of {candidates.Count} facts are known to {lm.Name}; tracing {chosen.Count}.");
         var started = DateTime.UtcNow;
         var result = AverageIndirectEffect.Compute(lm, chosen, noise, samples, window,

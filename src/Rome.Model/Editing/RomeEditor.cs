@@ -8,7 +8,8 @@ namespace Rome.Model.Editing;
 public sealed record EditProgress(int Step, int Steps, double Nll, double Kl, double WeightDecay, double TargetProbability);
 
 /// <summary>An edit computed by <see cref="RomeEditor"/>: the overlay and what it was made of.</summary>
-public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay Overlay, double TargetProbability, int Steps, string[] ContextTemplates) : IDisposable
+/// <summary>An edit made: the overlay, p(target) with its δ, the Adam updates that made δ and the context templates used.</summary>
+public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay Overlay, double TargetProbability, int Updates, string[] ContextTemplates) : IDisposable
 {
     public void Dispose()
     {
@@ -35,31 +36,33 @@ public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay 
 /// </summary>
 public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
 {
-    private static readonly string[] ContextStarts = ["The", "Therefore", "Because", "I", "You"];
-
     public string Module => $"h.{hp.Layer}.mlp.c_proj";
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, int), List<string>> TemplateCache = new();
 
     /// <summary>
-    /// "{}" and prefixes "generated text. {}" sampled (top-k 5, seeded) from the unedited model; cached per model,
-    /// template spec and seed (the original generates them once per process too).
+    /// "{}" and a prefix "generated text. {}" for each of <see cref="RomeHyperParameters.ContextTemplateLengthParams"/>'s
+    /// [length, count]: text the unedited model samples (top-k 5, seeded) after &lt;|endoftext|&gt;, the prompt token
+    /// counted in the length, as the original's <c>get_context_templates</c>. Braces are removed from the samples (a
+    /// generated "{" would break the template in the original). Cached per model fingerprint, lengths and seed.
     /// </summary>
     public List<string> ContextTemplates(int seed = 0) =>
-        TemplateCache.GetOrAdd((lm.Fingerprint, string.Join(";", hp.ContextTemplates.Select(c => string.Join(",", c))), seed), _ => GenerateTemplates(seed));
+        TemplateCache.GetOrAdd((lm.Fingerprint, string.Join(";", hp.ContextTemplateLengthParams.Select(c => string.Join(",", c))), seed), _ => GenerateTemplates(seed));
 
     private List<string> GenerateTemplates(int seed)
     {
         var templates = new List<string> { "{}" };
-        var iv = Interventions.None;
         var i = 0;
-        foreach (var spec in hp.ContextTemplates)
-            for (int n = 0; n < spec[0]; n++, i++)
+        foreach (var spec in hp.ContextTemplateLengthParams)
+        {
+            if (spec is not [var length, var count] || length < 1 || count < 0)
+                throw new RomeException("contextTemplateLengthParams holds [length, count] pairs with length ≥ 1, e.g. [[5, 10], [10, 10]].");
+            for (int n = 0; n < count; n++, i++)
             {
-                var start = ContextStarts[n % ContextStarts.Length];
-                var g = TextGenerator.Generate(lm, start, new GenerationOptions { MaxTokens = Math.Max(1, spec[1] - 1), TopK = 5, Seed = seed + i }, iv);
-                templates.Add(g.Text.Replace("{", " ").Replace("}", " ").Trim() + ". {}");
+                var g = TextGenerator.Generate(lm, [TextTokenizer.EndOfText], "", new GenerationOptions { MaxTokens = Math.Max(1, length - 1), TopK = 5, Seed = seed + i }, Interventions.None);
+                templates.Add(g.Text.Replace("{", "").Replace("}", "").Trim() + ". {}");
             }
+        }
         return templates;
     }
 
@@ -78,10 +81,10 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
 
         var templates = ContextTemplates(seed);
         using var scope = NewDisposeScope();
-        var (kStar, kPrompt, delta, probability, steps) = Optimise(request, templates, targetIds, previous, progress, cancel);
+        var (kStar, kPrompt, delta, probability, updates) = Optimise(request, templates, targetIds, previous, progress, cancel);
 
         var overlay = Update(Module, covariance?.Invoke(), kStar, delta, kPrompt);
-        return new AppliedEdit(request, hp.Layer, overlay, probability, steps, templates.ToArray());
+        return new AppliedEdit(request, hp.Layer, overlay, probability, updates, templates.ToArray());
     }
 
     /// <summary>
@@ -102,11 +105,12 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
 
     /// <summary>
     /// Reads the keys and optimises v*. Returns k* (the key at the subject's last token averaged over the
-    /// rewriting prompts), the bare prompt's own key, δ = v* − v0, the final target probability and the steps.
+    /// rewriting prompts), the bare prompt's own key, δ = v* − v0, the target probability with that δ and the
+    /// number of Adam updates made.
     /// The keys come from the first, unedited pass: the subject precedes the target tokens, so under causal
     /// attention they are the keys of the prompts alone.
     /// </summary>
-    private (Tensor KStar, Tensor KPrompt, Tensor Delta, double Probability, int Steps) Optimise(
+    private (Tensor KStar, Tensor KPrompt, Tensor Delta, double Probability, int Updates) Optimise(
         EditRequest request, IReadOnlyList<string> templates, int[] targetIds, IReadOnlyList<RankOneOverlay> previous,
         IProgress<EditProgress>? progress, CancellationToken cancel)
     {
@@ -163,9 +167,12 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         var v0Norm = v0.to(float32).norm().item<float>();
         var maxNorm = hp.ClampNormFactor * v0Norm;
         var v0NormSquared = v0Norm * v0Norm;
+        // The original's loop: each iteration measures the loss of the current δ and stops there when the loss is
+        // below the threshold or the iteration is the last one, so N configured steps make at most N − 1 updates
+        // and what is reported (probability, updates) describes the δ that is returned.
         double probability = 0;
-        int step = 0;
-        for (; step < hp.Steps; step++)
+        int updates = 0;
+        for (int step = 0; ; step++)
         {
             cancel.ThrowIfCancellationRequested();
             using var s = NewDisposeScope();
@@ -180,10 +187,11 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
             var loss = nll + kl + decay;
             probability = picked.detach().view(rewriting.Count, targetIds.Length).sum(1).exp().mean().item<float>();
             progress?.Report(new EditProgress(step + 1, hp.Steps, nll.item<float>(), kl.item<float>(), decay.item<float>(), probability));
-            if (loss.item<float>() < hp.StopLoss) break;
+            if (loss.item<float>() < hp.StopLoss || step >= hp.Steps - 1) break;
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();
+            updates++;
             using (no_grad())
             {
                 var norm = delta.norm().item<float>();
@@ -193,7 +201,7 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         klInit.Dispose();
         v0.Dispose();
         residual.Dispose();
-        return (kStar, kPrompt, delta.detach().clone().MoveToOuterDisposeScope(), probability, Math.Min(step + 1, hp.Steps));
+        return (kStar, kPrompt, delta.detach().clone().MoveToOuterDisposeScope(), probability, updates);
     }
 
     private (string Text, int LastSubjectToken) Fill(string template, EditRequest request)

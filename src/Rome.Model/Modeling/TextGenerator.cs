@@ -19,10 +19,14 @@ public sealed record Generation(string Prompt, string Continuation, int[] Tokens
 public static class TextGenerator
 {
     public static Generation Generate(LanguageModel lm, string prompt, GenerationOptions? options = null,
+                                      Interventions? iv = null, CancellationToken cancel = default) =>
+        Generate(lm, lm.Encode(prompt), prompt, options, iv, cancel);
+
+    /// <summary>Continues token ids, e.g. [<c>&lt;|endoftext|&gt;</c>] to sample how text starts.</summary>
+    public static Generation Generate(LanguageModel lm, int[] ids, string prompt, GenerationOptions? options = null,
                                       Interventions? iv = null, CancellationToken cancel = default)
     {
         options ??= new();
-        var ids = lm.Encode(prompt);
         var room = lm.Config.Positions - ids.Length;
         if (room <= 0) throw new RomeException($"The prompt is {ids.Length} tokens long; this model reads at most {lm.Config.Positions}.");
         var max = Math.Min(options.MaxTokens, room);

@@ -138,7 +138,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
     /// <summary>Cross-entropy over the corpus's tokens plus sampled other tokens (targets remapped into that set).</summary>
     private Tensor RestrictedLoss(Gpt2Model model, Tensor hidden, Tensor targets, int[] corpusTokens, int step)
     {
-        var random = new Random(HashCode.Combine(options.Seed, step, 7));
+        var random = new Random(StepSeed(step, 7));
         var inCorpus = new HashSet<int>(corpusTokens);
         var negatives = new HashSet<int>();
         while (negatives.Count < options.SampledNegatives)
@@ -156,21 +156,29 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         return nn.functional.cross_entropy(hidden.matmul(weights.t()).flatten(0, 1), mapped.flatten(), ignore_index: -1);
     }
 
+    /// <summary>
+    /// A seed from (seed, step, stream) that is the same in every process (HashCode.Combine is not: .NET seeds it
+    /// per process, which made runs irreproducible).
+    /// </summary>
+    private int StepSeed(int step, int stream) => unchecked(options.Seed * 1_000_003 + step * 7_919 + stream);
+
     /// <summary>The batch of step <paramref name="step"/>: depends only on the seed and the step.</summary>
     public (Tensor Inputs, Tensor Targets) Batch(int step)
     {
-        var random = new Random(HashCode.Combine(options.Seed, step));
+        var random = new Random(StepSeed(step, 0));
         var length = options.Positions;
         var inputs = new long[options.BatchSize, length];
         var targets = new long[options.BatchSize, length];
         for (int b = 0; b < options.BatchSize; b++)
         {
-            // Documents packed end to end; the last one is cut where the sequence ends.
+            // Documents packed end to end with <|endoftext|> between them, as GPT-2 was trained (so the model
+            // knows how text starts after it: ROME samples its context prefixes from there); the last document is
+            // cut where the sequence ends.
             var ids = new List<int>();
             while (ids.Count < length + 1)
             {
-                var document = _text.Document(random, first: ids.Count == 0);
-                ids.AddRange(_tokenizer.Encode(ids.Count == 0 ? document : " " + document));
+                if (ids.Count > 0) ids.Add(TextTokenizer.EndOfText);
+                ids.AddRange(_tokenizer.Encode(_text.Document(random, first: ids.Count == 0)));
             }
             for (int t = 0; t < length; t++)
             {
