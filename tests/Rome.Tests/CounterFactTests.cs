@@ -95,6 +95,22 @@ public class CounterFactMetricTests
         Assert.Equal(sum / target.Length, nll[0], 4);
         Assert.Equal(2, nll.Length);
     }
+
+    [Fact]
+    public void TheEditPageAndCounterFactReportOneProbability_LabelledPerTokenForLongTargets()
+    {
+        using var lm = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
+        var request = new EditRequest("{} is in", "France", "Saint Petersburg", "Paris");
+        var prompts = new List<(string, string)> { ("prompt", request.Filled), ("neighbour", "Spain is in") };
+        var report = EditComparison.Measure(lm, Interventions.None, request, prompts, generationTokens: 2);
+        var nll = CounterFactMetrics.TargetNll(lm, [request.Filled, "Spain is in"], "Saint Petersburg", Interventions.None);
+        Assert.Equal(Math.Exp(-nll[0]), report.Prompts[0].NewTarget, 10);
+        Assert.Equal(Math.Exp(-nll[1]), report.Prompts[1].NewTarget, 10);
+        Assert.Equal("p(Saint Petersburg) per token", report.NewLabel);   // two tokens: the geometric mean per token
+        Assert.Equal("p(Paris)", report.OldLabel);                         // one token: its probability
+        using var logProbs = lm.NextTokenLogProbs(lm.Encode(request.Filled));
+        Assert.Equal(Math.Exp(logProbs[lm.Tokenizer.Encode(" Paris")[0]].item<float>()), report.Prompts[0].OldTarget!.Value, 5);
+    }
 }
 
 public class CounterFactDatasetTests

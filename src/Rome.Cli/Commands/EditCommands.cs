@@ -89,7 +89,7 @@ internal static class EditCommands
             Console.WriteLine($"[{prompts[i].Kind}] {prompts[i].Text}");
             Console.WriteLine($"   before: {string.Join(", ", b.Top.Select(t => $"{Out.Show(t.Text)} {t.Probability:P1}"))}");
             Console.WriteLine($"   after:  {string.Join(", ", f.Top.Select(t => $"{Out.Show(t.Text)} {t.Probability:P1}"))}");
-            Console.WriteLine($"   p(new '{request.Target}') {b.NewTarget:P2} -> {f.NewTarget:P2}" + (b.OldTarget is { } o ? $";  p(old '{request.OldTarget}') {o:P2} -> {f.OldTarget:P2}" : ""));
+            Console.WriteLine($"   new {before.NewLabel} {b.NewTarget:P2} -> {f.NewTarget:P2}" + (b.OldTarget is { } o ? $";  old {before.OldLabel} {o:P2} -> {f.OldTarget:P2}" : ""));
         }
         Console.WriteLine($"\nGeneration before: {before.Generation}\nGeneration after:  {after.Generation}");
         if (saveEdits is not null) Console.WriteLine($"Edits saved to {saveEdits}");

@@ -185,7 +185,8 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
             var kl = hp.KlFactor * (klCurrent.exp() * (klCurrent - klInit)).sum();
             var decay = hp.WeightDecay * (delta.norm() / v0NormSquared);
             var loss = nll + kl + decay;
-            probability = picked.detach().view(rewriting.Count, targetIds.Length).sum(1).exp().mean().item<float>();
+            // p(target) as everywhere in Rome: exp(−mean per-token NLL) per prompt (CounterFactMetrics.TargetProbabilities), averaged.
+            probability = picked.detach().view(rewriting.Count, targetIds.Length).mean([1]).exp().mean().item<float>();
             progress?.Report(new EditProgress(step + 1, hp.Steps, nll.item<float>(), kl.item<float>(), decay.item<float>(), probability));
             if (loss.item<float>() < hp.StopLoss || step >= hp.Steps - 1) break;
             optimizer.zero_grad();

@@ -46,6 +46,18 @@ public static class CounterFactMetrics
         return result;
     }
 
+    /// <summary>
+    /// Rome's one p(target): exp(−mean per-token NLL) of " <paramref name="target"/>" after each prompt. For a
+    /// one-token target it is that token's probability; for a longer one, the geometric mean of its tokens'
+    /// probabilities. CounterFact's margins (EM, PM, NM), the Edit page and ROME's v* curve all report this.
+    /// </summary>
+    public static double[] TargetProbabilities(LanguageModel lm, IReadOnlyList<string> prompts, string target, Interventions iv) =>
+        TargetNll(lm, prompts, target, iv).Select(nll => Math.Exp(-nll)).ToArray();
+
+    /// <summary>How to label <see cref="TargetProbabilities"/>: "p(Paris)", or "p(New York) per token" for a multi-token target.</summary>
+    public static string TargetProbabilityLabel(TextTokenizer tokenizer, string target) =>
+        tokenizer.Encode(" " + target.Trim()).Length == 1 ? $"p({target.Trim()})" : $"p({target.Trim()}) per token";
+
     /// <summary>(share where <paramref name="better"/> is more likely, mean probability margin) over paired NLLs.</summary>
     public static (double Success, double Magnitude) Compare(double[] betterNll, double[] worseNll)
     {
