@@ -29,8 +29,44 @@ public class EditPageTests(WebAppFixture app)
         Assert.Contains("Germany", await page.Locator("[data-testid=edit-history]").InnerTextAsync());
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "edit.png"), FullPage = true });
 
+        Assert.Contains("subject=Nintendo", page.Url);   // the address bar names the fact on the page
+        Assert.Contains("target=Germany", page.Url);
+
+        // Undo: the history says Redo can bring the edit back, and the v* curve and before/after views are gone.
+        Assert.Equal(1, await page.Locator("#edit-curve").CountAsync());
         await page.Locator("[data-testid=edit-undo]").ClickAsync();
-        await page.Locator("[data-testid=edit-history]", new() { HasText = "None yet" }).WaitForAsync();
+        await page.Locator("[data-testid=edit-history]", new() { HasText = "Redo brings back" }).WaitForAsync();
+        Assert.Equal(0, await page.Locator("#edit-curve").CountAsync());
+        Assert.Equal(0, await page.Locator("[data-testid=edit-after]").CountAsync());
+    }
+
+    [Fact]
+    public async Task SuggestedChecksFollowTheFactBeingTyped()
+    {
+        var page = await app.OpenAsync("/edit?prompt={} is located in&subject=Nintendo&target=Germany");
+        var paraphrases = page.Locator("[data-testid=edit-paraphrases]");
+        var neighbours = page.Locator("[data-testid=edit-neighbours]");
+        Assert.Contains("Nintendo", await paraphrases.InputValueAsync());
+
+        await page.Locator("[data-testid=edit-prompt]").FillAsync("The domain of work of {} is");
+        await page.Locator("[data-testid=edit-subject]").FillAsync("Tycho Brahe");
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=edit-paraphrases]').value.includes('Tycho Brahe')");
+        Assert.DoesNotContain("Nintendo", await paraphrases.InputValueAsync());
+        Assert.DoesNotContain("Nintendo", await neighbours.InputValueAsync());
+        Assert.DoesNotContain("Kyōto", await neighbours.InputValueAsync());
+
+        // A fact the model was not trained on: no stale rows, and a hint says why the boxes are empty.
+        await page.Locator("[data-testid=edit-subject]").FillAsync("Zorblax");
+        await page.Locator("text=No suggestions").WaitForAsync();
+        Assert.Equal("", await paraphrases.InputValueAsync());
+        Assert.Equal("", await neighbours.InputValueAsync());
+
+        // What a user writes in the boxes is theirs: typing another subject no longer replaces it.
+        await paraphrases.FillAsync("Zorblax, who works in");
+        await page.Locator("[data-testid=edit-subject]").FillAsync("Nintendo");
+        await page.WaitForTimeoutAsync(300);
+        Assert.Equal("Zorblax, who works in", await paraphrases.InputValueAsync());
+        Assert.Contains("Import edits", await page.Locator("label:has([data-testid=edit-import])").InnerTextAsync());
     }
 
     [Fact]

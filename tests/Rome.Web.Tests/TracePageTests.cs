@@ -28,6 +28,24 @@ public class TracePageTests(WebAppFixture app)
         await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync();
         Assert.Contains("Japan", await page.Locator("[data-testid=trace-answer]").InnerTextAsync());
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "trace.png"), FullPage = true });
+        Assert.Contains("run=1", page.Url);   // a reload or a shared link traces this fact again
+        Assert.Contains("subject=Nintendo", page.Url);
+    }
+
+    [Fact]
+    public async Task LargeTypeMakesHeadingsAndTextLargerOnAProjectorScreen()
+    {
+        var page = await app.OpenAsync("/trace");
+        await page.SetViewportSizeAsync(1024, 768);
+        async Task<double> Size(string selector) => double.Parse(
+            (await page.Locator(selector).First.EvaluateAsync<string>("e => getComputedStyle(e).fontSize")).Replace("px", ""),
+            System.Globalization.CultureInfo.InvariantCulture);
+        var (heading, body) = (await Size(".mud-typography-h4"), await Size(".mud-typography-body1"));
+        await page.Locator("[aria-label='Large type']").ClickAsync();
+        await page.WaitForTimeoutAsync(300);
+        Assert.True(await Size(".mud-typography-h4") > heading * 1.15, "the heading must grow");
+        Assert.True(await Size(".mud-typography-body1") > body * 1.15, "body text must grow");
+        Assert.True(await Size(".mud-typography-h4") > await Size(".mud-typography-body1"), "headings stay larger than text");
     }
 
     [Fact]

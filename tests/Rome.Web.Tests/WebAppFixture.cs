@@ -28,10 +28,26 @@ public sealed class WebAppFixture : IAsyncLifetime
         _playwright = await Playwright.CreateAsync();
         Browser = await _playwright.Chromium.LaunchAsync(new()
         {
-            ExecutablePath = "/usr/bin/chromium",
+            ExecutablePath = FindChromium(),
             Headless = true,
             Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
         });
+    }
+
+    /// <summary>
+    /// Chromium for the browser tests: CHROMIUM_PATH, Debian's /usr/bin/chromium, chromium on PATH, or a browser
+    /// Playwright installed (null lets Playwright use its own); otherwise one line saying how to get one.
+    /// </summary>
+    private static string? FindChromium()
+    {
+        if (Environment.GetEnvironmentVariable("CHROMIUM_PATH") is { Length: > 0 } configured)
+            return File.Exists(configured) ? configured : throw new InvalidOperationException($"CHROMIUM_PATH is {configured}, which does not exist.");
+        var onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => Path.Combine(d, "chromium"));
+        if (onPath.Prepend("/usr/bin/chromium").FirstOrDefault(File.Exists) is { } found) return found;
+        var playwright = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ms-playwright");
+        if (Directory.Exists(playwright) && Directory.EnumerateDirectories(playwright, "chromium*").Any()) return null;
+        throw new InvalidOperationException("No Chromium for the browser tests: install Debian's (apt-get install chromium) or Playwright's (pwsh playwright.ps1 install chromium), or set CHROMIUM_PATH.");
     }
 
     /// <summary>A fresh browser context (its own circuit, so its own edit session) on a page at <paramref name="path"/>.</summary>

@@ -43,11 +43,12 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
     /// <summary>
     /// "{}" and a prefix "generated text. {}" for each of <see cref="RomeHyperParameters.ContextTemplateLengthParams"/>'s
     /// [length, count]: text the unedited model samples (top-k 5, seeded) after &lt;|endoftext|&gt;, the prompt token
-    /// counted in the length, as the original's <c>get_context_templates</c>. Braces are removed from the samples (a
+    /// counted in the length, as the original's <c>get_context_templates</c> (or after the model's own
+    /// <see cref="RomeHyperParameters.ContextTemplatePrompts"/>). Braces are removed from the samples (a
     /// generated "{" would break the template in the original). Cached per model fingerprint, lengths and seed.
     /// </summary>
     public List<string> ContextTemplates(int seed = 0) =>
-        TemplateCache.GetOrAdd((lm.Fingerprint, string.Join(";", hp.ContextTemplateLengthParams.Select(c => string.Join(",", c))), seed), _ => GenerateTemplates(seed));
+        TemplateCache.GetOrAdd((lm.Fingerprint, string.Join(";", hp.ContextTemplateLengthParams.Select(c => string.Join(",", c))) + "|" + string.Join("|", hp.ContextTemplatePrompts), seed), _ => GenerateTemplates(seed));
 
     private List<string> GenerateTemplates(int seed)
     {
@@ -59,7 +60,10 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
                 throw new RomeException("contextTemplateLengthParams holds [length, count] pairs with length ≥ 1, e.g. [[5, 10], [10, 10]].");
             for (int n = 0; n < count; n++, i++)
             {
-                var g = TextGenerator.Generate(lm, [TextTokenizer.EndOfText], "", new GenerationOptions { MaxTokens = Math.Max(1, length - 1), TopK = 5, Seed = seed + i }, Interventions.None);
+                var start = hp.ContextTemplatePrompts[n % hp.ContextTemplatePrompts.Length];
+                var (ids, text) = start == "<|endoftext|>" ? ([TextTokenizer.EndOfText], "") : (lm.Encode(start), start);
+                var options = new GenerationOptions { MaxTokens = Math.Max(1, length - ids.Length), TopK = 5, Seed = seed + i };
+                var g = TextGenerator.Generate(lm, ids, text, options, Interventions.None);
                 templates.Add(g.Text.Replace("{", "").Replace("}", "").Trim() + ". {}");
             }
         }

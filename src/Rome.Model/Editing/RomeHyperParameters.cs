@@ -30,6 +30,12 @@ public sealed record RomeHyperParameters
     /// original's <c>context_template_length_params</c> (GPT-2 XL: [[5, 10], [10, 10]]: ten of 5 tokens, ten of 10).
     /// </summary>
     public int[][] ContextTemplateLengthParams { get; init; } = [[5, 10], [10, 10]];
+    /// <summary>
+    /// Not the original's: what the context prefixes are sampled after, in turn. The original's &lt;|endoftext|&gt;
+    /// by default; a model trained without that token between documents samples poor text after it, so its file
+    /// can name ordinary openings instead ("The", "Because", ...).
+    /// </summary>
+    public string[] ContextTemplatePrompts { get; init; } = ["<|endoftext|>"];
     /// <summary>"corpus": C = E[k kᵀ] over text (the paper); "identity": C = I (no second-moment adjustment).</summary>
     public string Covariance { get; init; } = "corpus";
     /// <summary>How many corpus tokens C is estimated from [mom2_n_samples is in records there; here tokens].</summary>

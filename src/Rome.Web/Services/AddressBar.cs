@@ -1,0 +1,15 @@
+using Microsoft.AspNetCore.Components;
+using Microsoft.JSInterop;
+
+namespace Rome.Web.Services;
+
+/// <summary>
+/// Puts the fact a page is showing into the address bar (without navigating), so a reload or a shared link opens
+/// that fact rather than the one the page was opened with.
+/// </summary>
+public static class AddressBar
+{
+    public static void Show(IJSRuntime js, NavigationManager nav, Dictionary<string, object?> query) =>
+        // Fire and forget: a closed tab or a prerender without a browser is not an error here.
+        _ = js.InvokeVoidAsync("history.replaceState", null, "", nav.GetUriWithQueryParameters(query)).AsTask().ContinueWith(_ => { });
+}
