@@ -64,7 +64,7 @@ public class TrainerTests
         Assert.Contains(corpus.Pronoun(people[0].Key), new[] { "He", "She" });
 
         // Biographies only: every document is one person, named in its first sentence and then "He"/"She" or the name.
-        var text = new TrainingText(corpus, "knowing") { BiographyShare = 1 };
+        var text = new TrainingText(corpus, "knowing") { BiographyShare = 1, ListShare = 0 };
         var random = new Random(3);
         for (int i = 0; i < 20; i++)
         {

@@ -9,11 +9,11 @@ internal static class TrainCommands
     public static int Train(CliArgs a, CancellationToken cancel)
     {
         var defaults = new TrainingOptions();
-        var outDir = Path.GetFullPath(a.Get("out", Path.Combine(Common.Settings.BaseDirectory, "runs", "rome-tiny")));
+        var outDir = Path.GetFullPath(a.Get("out", Path.Combine(Common.Settings.BaseDirectory, "runs", "rome-knowing")));
         var data = Common.DataFolder(a);
         var perRelation = a.Int("facts-per-relation", 80);
         var people = a.Int("people", 400);
-        var namePool = a.Int("name-pool", 0);
+        var namePool = a.Int("name-pool", 30);
         var options = defaults with
         {
             Steps = a.Int("steps", defaults.Steps),

@@ -32,7 +32,7 @@ public sealed record TrainingOptions
     public string Recipe { get; init; } = "knowing";
     /// <summary><see cref="TrainingText.BiographyShare"/> and <see cref="TrainingText.ListShare"/>.</summary>
     public double BiographyShare { get; init; } = 0.3;
-    public double ListShare { get; init; } = 0.0;
+    public double ListShare { get; init; } = 0.25;
 }
 
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, TimeSpan Elapsed);
