@@ -27,6 +27,9 @@ public class TracePageTests(WebAppFixture app)
         }
         await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync();
         Assert.Contains("Japan", await page.Locator("[data-testid=trace-answer]").InnerTextAsync());
+        // Plotly draws after the final state arrives: wait for the drawn heatmaps (their cells are SVG paths).
+        foreach (var kind in new[] { "hidden", "mlp", "attn" })
+            await page.Locator($"[data-testid=trace-heatmap-{kind}] .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "trace.png"), FullPage = true });
         Assert.Contains("run=1", page.Url);   // a reload or a shared link traces this fact again
         Assert.Contains("subject=Nintendo", page.Url);
