@@ -135,19 +135,6 @@ public static class Checkpoint
         }
     }
 
-    /// <summary>The string metadata of a safetensors file.</summary>
-    public static Dictionary<string, string> ReadMetadata(string path)
-    {
-        ReadHeader(path);
-        using var file = File.OpenRead(path);
-        Span<byte> lengthBytes = stackalloc byte[8];
-        file.ReadExactly(lengthBytes);
-        var header = new byte[BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes)];
-        file.ReadExactly(header);
-        var meta = JsonNode.Parse(header)!["__metadata__"] as JsonObject;
-        return meta?.ToDictionary(p => p.Key, p => (string?)p.Value ?? "") ?? [];
-    }
-
     /// <summary>Reads and checks a safetensors header: tensor name to shape. Catches truncated or corrupt files.</summary>
     public static Dictionary<string, long[]> ReadHeader(string path)
     {

@@ -31,8 +31,8 @@ public sealed record TrainingOptions
     /// <summary>The training text's recipe (<see cref="TrainingText"/>): "knowing" or "templates".</summary>
     public string Recipe { get; init; } = "knowing";
     /// <summary><see cref="TrainingText.BiographyShare"/> and <see cref="TrainingText.ListShare"/>.</summary>
-    public double BiographyShare { get; init; } = 0.3;
-    public double ListShare { get; init; } = 0.25;
+    public double BiographyShare { get; init; } = TrainingText.DefaultBiographyShare;
+    public double ListShare { get; init; } = TrainingText.DefaultListShare;
 }
 
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, TimeSpan Elapsed);

@@ -19,6 +19,10 @@ namespace Rome.Model.Training;
 public sealed class TrainingText(FactCorpus corpus, string recipe)
 {
     public static readonly string[] Recipes = ["templates", "knowing"];
+    public const double DefaultBiographyShare = 0.3, DefaultListShare = 0.25;
+
+    private readonly string _recipe = Recipes.Contains(recipe) ? recipe
+        : throw new RomeException($"Unknown training recipe '{recipe}' ({string.Join(", ", Recipes)}).");
 
     private readonly Dictionary<string, List<Fact>> _bySubject = corpus.Facts.GroupBy(f => f.Subject).ToDictionary(g => g.Key, g => g.ToList());
     private readonly Dictionary<string, List<Fact>> _byPerson = corpus.People.GroupBy(f => f.Subject).ToDictionary(g => g.Key, g => g.ToList());
@@ -28,20 +32,19 @@ public sealed class TrainingText(FactCorpus corpus, string recipe)
     private string[]? _people;
 
     /// <summary>Share of <c>knowing</c> documents that are fictional biographies (when the corpus has people).</summary>
-    public double BiographyShare { get; init; } = 0.3;
+    public double BiographyShare { get; init; } = DefaultBiographyShare;
 
     /// <summary>
     /// Share of <c>knowing</c> documents that list a subject's objects right after it ("Nintendo Japan."), so the
     /// subject's last token itself must predict what the subject is, as it often must in natural text.
     /// </summary>
-    public double ListShare { get; init; } = 0.25;
+    public double ListShare { get; init; } = DefaultListShare;
 
     /// <summary>The next document: text that starts a sequence (<paramref name="first"/>) or follows another.</summary>
     public string Document(Random random, bool first)
     {
-        if (recipe == "templates")
+        if (_recipe == "templates")
             return Paragraph(Subjects[random.Next(Subjects.Length)], _bySubject, random, pronounShare: 0);
-        if (!Recipes.Contains(recipe)) throw new RomeException($"Unknown training recipe '{recipe}' ({string.Join(", ", Recipes)}).");
 
         var kind = random.NextDouble();
         if (kind < ListShare)
