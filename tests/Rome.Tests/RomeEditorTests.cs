@@ -158,4 +158,38 @@ public class RomeEditorTests : IDisposable
         File.WriteAllText(file, "{\"layer\": 1, \"contextTemplates\": [[10, 5]]}");
         Assert.Contains("contextTemplates", Assert.Throws<RomeException>(() => RomeHyperParameters.Load(file)).Message);
     }
+
+    [Fact]
+    public void APromptOrTargetTooLongForTheContextIsRefusedWithCountsNotTheText()
+    {
+        var hp = new RomeHyperParameters { Layer = 1, Steps = 2, ContextTemplateLengthParams = [[10, 1]] };
+        var editor = new RomeEditor(_lm, hp);
+        var essay = string.Join(" ", Enumerable.Repeat("words", 2000));
+        var tooLong = Assert.Throws<RomeException>(() => editor.Compute(new EditRequest("{} is in", "Paris", essay), null));
+        Assert.Contains("at most 64", tooLong.Message);
+        Assert.True(tooLong.Message.Length < 200, tooLong.Message);
+
+        // Fits alone, but not after ROME's context prefixes: said before any optimisation.
+        var target = string.Join(" ", Enumerable.Repeat("words", 64 - 3 - 4));
+        Assert.True(_lm.Encode("Paris is in").Length + _lm.Tokenizer.Encode(" " + target).Length <= 64);
+        Assert.Contains("context", Assert.Throws<RomeException>(() => editor.Compute(new EditRequest("{} is in", "Paris", target), null)).Message);
+    }
+
+    [Fact]
+    public void TopOneSaysWhetherTheTargetsFirstTokenIsTheMostLikelyNextToken()
+    {
+        var positives = 0;
+        foreach (var prompt in new[] { "Paris is in", "The capital of France is", "Hello world", "I like", "Tycho Brahe worked in" })
+        {
+            using var logProbs = _lm.NextTokenLogProbs(_lm.Encode(prompt));
+            var top = (int)logProbs.argmax().item<long>();
+            foreach (var target in new[] { _lm.Tokenizer.TokenText(top).Trim(), "Rome", "London" })
+            {
+                var expected = _lm.Tokenizer.Encode(" " + target)[0] == top;
+                Assert.Equal(expected, Rome.Model.Evaluation.CounterFactMetrics.IsTop1(_lm, prompt, target, Interventions.None));
+                if (expected) positives++;
+            }
+        }
+        Assert.True(positives > 0, "no prompt's top token starts with a space: choose other prompts");
+    }
 }

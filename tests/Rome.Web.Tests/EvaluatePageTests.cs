@@ -18,13 +18,17 @@ public class EvaluatePageTests(WebAppFixture app)
     }
 
     [Fact]
-    public async Task TheCaseCountIsHeldToTheConfiguredLimit()
+    public async Task ACaseCountOverTheConfiguredLimitIsSaid_NotSilentlyClamped()
     {
         var page = await app.OpenAsync("/evaluate");
         await page.Locator("[data-testid=eval-cases]").FillAsync("100000");
         await page.Locator("[data-testid=eval-cases]").BlurAsync();
-        // Rome:MaxEvalCases is 200 in appsettings.json; the server checks the same limit before queueing.
-        await Microsoft.Playwright.Assertions.Expect(page.Locator("[data-testid=eval-cases]")).ToHaveValueAsync("200");
+        // Rome:MaxEvalCases is 200 in appsettings.json: the field keeps what was typed and says the range.
+        await page.Locator("[data-testid=eval-cases-range]").WaitForAsync();
+        await Microsoft.Playwright.Assertions.Expect(page.Locator("[data-testid=eval-cases]")).ToHaveValueAsync("100000");
+        await page.Locator("[data-testid=eval-run]").ClickAsync();
+        await page.Locator("[data-testid=eval-job][data-state=error]").WaitForAsync();
+        Assert.Contains("between 1 and 200", await page.Locator("[data-testid=eval-error]").InnerTextAsync());
     }
 }
 

@@ -93,9 +93,9 @@ internal static class EvalCommands
     public static string Csv(IEnumerable<Summary> rows)
     {
         static string F(double? x) => x is { } v && !double.IsNaN(v) ? v.ToString("G6", CultureInfo.InvariantCulture) : "";
-        var sb = new StringBuilder("method,n,S,ES,PS,NS,EM,PM,NM,PS_trained,PS_held_out,GE,RS\n");
+        var sb = new StringBuilder("method,n,S,ES,PS,NS,EM,PM,NM,PS_trained,PS_held_out,GE,RS,top1\n");
         foreach (var s in rows)
-            sb.Append($"\"{s.Method}\",{s.Cases},{F(s.S)},{F(s.ES)},{F(s.PS)},{F(s.NS)},{F(s.EM)},{F(s.PM)},{F(s.NM)},{F(s.PSTrained)},{F(s.PSHeldOut)},{F(s.GE)},{F(s.RS)}\n");
+            sb.Append($"\"{s.Method}\",{s.Cases},{F(s.S)},{F(s.ES)},{F(s.PS)},{F(s.NS)},{F(s.EM)},{F(s.PM)},{F(s.NM)},{F(s.PSTrained)},{F(s.PSHeldOut)},{F(s.GE)},{F(s.RS)},{F(s.Top1)}\n");
         return sb.ToString();
     }
 
@@ -149,9 +149,9 @@ internal static class EvalCommands
     public static string Table(IEnumerable<Summary> rows)
     {
         static string F(double? x) => x is { } v && !double.IsNaN(v) ? v.ToString("F1", CultureInfo.InvariantCulture) : "-";
-        var sb = new StringBuilder("| method | n | S | ES | PS | NS | EM | PM | NM | PS trained | PS held-out | GE | RS |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        var sb = new StringBuilder("| method | n | S | ES | PS | NS | EM | PM | NM | PS trained | PS held-out | GE | RS | top-1 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         foreach (var s in rows)
-            sb.Append($"| {s.Method} | {s.Cases} | {F(s.S)} | {F(s.ES)} | {F(s.PS)} | {F(s.NS)} | {F(s.EM)} | {F(s.PM)} | {F(s.NM)} | {F(s.PSTrained)} | {F(s.PSHeldOut)} | {F(s.GE)} | {F(s.RS)} |\n");
+            sb.Append($"| {s.Method} | {s.Cases} | {F(s.S)} | {F(s.ES)} | {F(s.PS)} | {F(s.NS)} | {F(s.EM)} | {F(s.PM)} | {F(s.NM)} | {F(s.PSTrained)} | {F(s.PSHeldOut)} | {F(s.GE)} | {F(s.RS)} | {F(s.Top1)} |\n");
         return sb.ToString();
     }
 }

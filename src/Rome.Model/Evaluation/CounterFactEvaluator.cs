@@ -80,7 +80,8 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
             if (tfidf is not null && referenceText is not null)
                 consistency = tfidf.Similarity(string.Join(" ", texts), referenceText(c.Rewrite.RelationId, newTarget));
         }
-        return new CaseScores(c.CaseId, es, em, ps, pm, ns, nm, psTrained, psHeldOut, fluency, consistency);
+        var top1 = CounterFactMetrics.IsTop1(lm, c.RewritePrompt, newTarget, iv) ? 1.0 : 0.0;
+        return new CaseScores(c.CaseId, es, em, ps, pm, ns, nm, psTrained, psHeldOut, fluency, consistency, top1);
     }
 
     private static readonly JsonSerializerOptions Json = new();

@@ -5,17 +5,21 @@ using static TorchSharp.torch;
 
 namespace Rome.Model.Evaluation;
 
-/// <summary>One case's scores, in [0, 1] (x100 in summaries), as the original eval_utils_counterfact.py computes them.</summary>
+/// <summary>
+/// One case's scores, in [0, 1] (x100 in summaries), as the original eval_utils_counterfact.py computes them, plus
+/// <paramref name="Top1"/> (not in the original): 1 if the new object's first token is the most likely next token
+/// after the rewrite prompt, the figure a user sees when they type the prompt.
+/// </summary>
 public sealed record CaseScores(
     int CaseId, double ES, double EM, double PS, double PM, double NS, double NM,
-    double? PSTrained, double? PSHeldOut, double? Fluency, double? Consistency);
+    double? PSTrained, double? PSHeldOut, double? Fluency, double? Consistency, double? Top1 = null);
 
 /// <summary>
 /// Mean scores over cases, x100 as the original <c>summarize.py</c> reports them (GE too: the paper's GE 626 is
 /// 6.26 bits), with S = harmonic mean of ES, PS and NS.
 /// </summary>
 public sealed record Summary(string Method, int Cases, double S, double ES, double PS, double NS, double EM, double PM, double NM,
-                             double? PSTrained, double? PSHeldOut, double? GE, double? RS);
+                             double? PSTrained, double? PSHeldOut, double? GE, double? RS, double? Top1 = null);
 
 /// <summary>
 /// CounterFact metrics. Efficacy (ES) is the share of rewrite prompts where P(new) &gt; P(true), EM the mean
@@ -58,6 +62,15 @@ public static class CounterFactMetrics
     public static string TargetProbabilityLabel(TextTokenizer tokenizer, string target) =>
         tokenizer.Encode(" " + target.Trim()).Length == 1 ? $"p({target.Trim()})" : $"p({target.Trim()}) per token";
 
+    /// <summary>Whether " <paramref name="target"/>"'s first token is the most likely next token after <paramref name="prompt"/>.</summary>
+    public static bool IsTop1(LanguageModel lm, string prompt, string target, Interventions iv)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var logits = lm.Model.Forward(lm.Padded([lm.Encode(prompt)]), iv, lastOnly: true);
+        return logits[0, -1].argmax().item<long>() == lm.Tokenizer.Encode(" " + target.Trim())[0];
+    }
+
     /// <summary>(share where <paramref name="better"/> is more likely, mean probability margin) over paired NLLs.</summary>
     public static (double Success, double Magnitude) Compare(double[] betterNll, double[] worseNll)
     {
@@ -79,7 +92,8 @@ public static class CounterFactMetrics
         double Percent(Func<CaseScores, double?> f) => 100 * (Average(f) ?? double.NaN);
         var (es, ps, ns) = (Percent(c => c.ES), Percent(c => c.PS), Percent(c => c.NS));
         return new Summary(method, cases.Count, HarmonicMean(es, ps, ns), es, ps, ns, Percent(c => c.EM), Percent(c => c.PM), Percent(c => c.NM),
-            100 * Average(c => c.PSTrained), 100 * Average(c => c.PSHeldOut), 100 * Average(c => c.Fluency), 100 * Average(c => c.Consistency));
+            100 * Average(c => c.PSTrained), 100 * Average(c => c.PSHeldOut), 100 * Average(c => c.Fluency), 100 * Average(c => c.Consistency),
+            100 * Average(c => c.Top1));
     }
 
     private static readonly Regex Word = new(@"\w+|[^\w\s]", RegexOptions.Compiled);
