@@ -24,7 +24,7 @@ if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
 {
     Console.WriteLine("rome: locate and edit factual associations in GPT (ROME, Meng et al. 2022)\n\nCommands:");
     foreach (var (name, c) in commands) Console.WriteLine($"  rome {c.Help}");
-    Console.WriteLine("\n--model defaults to Rome:ModelPath in appsettings.json (the bundled models/rome-tiny).");
+    Console.WriteLine("\n--model defaults to Rome:ModelPath in appsettings.json (the bundled models/rome-knowing).");
     return args.Length == 0 ? 1 : 0;
 }
 if (!commands.TryGetValue(args[0], out var command))

@@ -9,7 +9,7 @@ namespace Rome.Model;
 public sealed class RomeSettings
 {
     /// <summary>The model folder (Hugging Face GPT-2 layout). Default: the bundled model.</summary>
-    public string ModelPath { get; set; } = "models/rome-tiny";
+    public string ModelPath { get; set; } = "models/rome-knowing";
     public string Device { get; set; } = "cpu";
     /// <summary>Weights' dtype: float32 (default), float16 or bfloat16.</summary>
     public string Dtype { get; set; } = "float32";

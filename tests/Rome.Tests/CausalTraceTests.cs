@@ -101,6 +101,41 @@ public class CausalTraceTests : IDisposable
         }
     }
 
+    /// <summary>Tracing with a session's edits is tracing the model whose weights hold them (baked into a checkpoint).</summary>
+    [Fact]
+    public void ATraceWithEditsEqualsATraceOfTheModelWithTheEditsBakedIn()
+    {
+        using var session = new Rome.Model.Editing.EditSession(_lm);
+        var hp = new Rome.Model.Editing.RomeHyperParameters { Layer = 1, Steps = 5, ContextTemplateLengthParams = [[5, 1]] };
+        session.Apply(new Rome.Model.Editing.RomeEditor(_lm, hp), new Rome.Model.Editing.EditRequest("The {} is located in the city of", "Eiffel Tower", "Rome"), covariance: null);
+        var folder = TestPaths.TempFolder();
+        session.Bake(folder);
+        using var baked = LanguageModel.Load(folder);
+
+        var request = Request() with { Kinds = [TraceKind.Hidden, TraceKind.Mlp] };
+        var plain = TraceResult.Collect(new CausalTrace(_lm).Run(request, Noise));
+        var edited = TraceResult.Collect(new CausalTrace(_lm).Run(request with { Edits = session.Overlays }, Noise));
+        var reference = TraceResult.Collect(new CausalTrace(baked).Run(request, Noise));
+
+        Assert.Equal(reference.Setup.AnswerToken, edited.Setup.AnswerToken);
+        Assert.True(Math.Abs(reference.Setup.HighScore - edited.Setup.HighScore) < 1e-5);
+        Assert.True(Math.Abs(plain.Setup.HighScore - edited.Setup.HighScore) > 1e-4 || plain.Setup.AnswerToken != edited.Setup.AnswerToken, "the edit should change the traced model");
+        foreach (var kind in request.Kinds)
+            AssertSameGrid(reference.Scores[kind], edited.Scores[kind], $"{kind} with edits");
+    }
+
+    [Fact]
+    public void TheTraceSaysWhichSubjectsSetTheNoise()
+    {
+        // The fixture has no fact manifest: σ comes from known_1000.json's subjects, as the original's.
+        Assert.Equal("3 x σ of the embeddings of the subjects of known_1000.json", NoiseLevel.Describe("3s", _lm));
+        Assert.Equal("fixed", NoiseLevel.Describe("0.25", _lm));
+        using var bundled = LanguageModel.Load(TestPaths.BundledModel);
+        Assert.Contains("facts.json", NoiseLevel.Describe("3s", bundled));
+        var setup = TraceResult.Collect(new CausalTrace(_lm).Run(Request() with { Kinds = [TraceKind.Hidden], NoiseSource = "fixed" }, Noise)).Setup;
+        Assert.Equal("fixed", setup.NoiseSource);
+    }
+
     [Theory]
     [InlineData("Paris is the capital of", "Paris", 3, 1)]          // the subject first: every token is traced
     [InlineData("I took a photo of the Eiffel Tower", "Eiffel Tower", 1, 2)] // the subject last

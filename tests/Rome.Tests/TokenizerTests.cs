@@ -18,6 +18,23 @@ public class TokenizerTests
     }
 
     [Fact]
+    public void TokensThatArePiecesOfACharacterAreLabelledByTheCharacter()
+    {
+        // Byte-level BPE splits some characters over tokens; alone, each piece decodes to the replacement character.
+        var ids = _t.Encode("Takahashi 髙 is");
+        var piece = Array.FindIndex(ids, id => _t.TokenText(id).Contains('\uFFFD'));
+        Assert.True(piece > 0, "the test needs a character split over tokens");
+        var labels = _t.TokenLabels(ids);
+        Assert.All(labels, l => Assert.DoesNotContain('\uFFFD', l));
+        var pieces = labels.Count(l => l.Trim().StartsWith("髙 ("));
+        Assert.True(pieces > 1);
+        for (int k = 0; k < pieces; k++) Assert.Equal($"髙 ({k + 1}/{pieces})", labels[piece + k].Trim());
+        Assert.Equal(" is", labels[^1]);
+        Assert.Equal("(part of a character)", _t.TokenLabel(ids[piece]));
+        Assert.Equal(" Paris", _t.TokenLabel(6342));   // whole tokens keep their text
+    }
+
+    [Fact]
     public void SubjectInTheMiddle()
     {
         var span = _t.FindSpan("The capital of France is", "France");

@@ -41,6 +41,26 @@ public class EditPageTests(WebAppFixture app)
     }
 
     [Fact]
+    public async Task TraceTheNewFactTracesTheTabsEditedModel_AndTheSwitchTracesTheOriginal()
+    {
+        var page = await app.OpenAsync("/edit");
+        await ApplyAsync(page, "{} is located in", "Nintendo", "Germany");
+        await page.Locator("[data-testid=edit-trace]").ClickAsync();
+
+        var answer = page.Locator("[data-testid=trace-answer][data-state=done]");
+        await answer.WaitForAsync(new() { Timeout = 60_000 });
+        Assert.Contains("Germany", await answer.InnerTextAsync());
+        Assert.Contains("edited model (1 edit)", await page.Locator("[data-testid=trace-model]").InnerTextAsync());
+
+        // The switch: the original model (the test id lands on MudSwitch's input, which Mud draws over).
+        await page.Locator("[data-testid=trace-edited]").First.ClickAsync(new() { Force = true });
+        await page.Locator("[data-testid=trace-run]").ClickAsync();
+        await page.Locator("[data-testid=trace-model]", new() { HasText = "original" }).WaitForAsync();
+        await answer.WaitForAsync(new() { Timeout = 60_000 });
+        Assert.Contains("Japan", await answer.InnerTextAsync());
+    }
+
+    [Fact]
     public async Task SuggestedChecksFollowTheFactBeingTyped()
     {
         var page = await app.OpenAsync("/edit?prompt={} is located in&subject=Nintendo&target=Germany");

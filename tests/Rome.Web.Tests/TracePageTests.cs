@@ -5,11 +5,15 @@ namespace Rome.Web.Tests;
 [Collection("web")]
 public class TracePageTests(WebAppFixture app)
 {
+    /// <summary>The bundled model's layer count, from its config.json.</summary>
+    private static int BundledLayers => System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(
+        Path.GetDirectoryName(Screenshots.Folder)!, "..", "models", "rome-knowing", "config.json"))).RootElement.GetProperty("n_layer").GetInt32();
+
     [Fact]
     public async Task HomeNamesTheBundledModel()
     {
         var page = await app.OpenAsync("/");
-        Assert.Equal("rome-tiny", (await page.Locator("[data-testid=model-name]").InnerTextAsync()).Trim());
+        Assert.Equal("rome-knowing", (await page.Locator("[data-testid=model-name]").InnerTextAsync()).Trim());
     }
 
     [Fact]
@@ -23,7 +27,7 @@ public class TracePageTests(WebAppFixture app)
         {
             var map = page.Locator($"[data-testid=trace-heatmap-{kind}][data-state=done]");
             await map.WaitForAsync(new() { Timeout = 60_000 });
-            Assert.Equal("24", await map.GetAttributeAsync("data-cells")); // 4 tokens x 6 layers
+            Assert.Equal($"{4 * BundledLayers}", await map.GetAttributeAsync("data-cells")); // 4 tokens x every layer
         }
         await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync();
         Assert.Contains("Japan", await page.Locator("[data-testid=trace-answer]").InnerTextAsync());
@@ -49,6 +53,57 @@ public class TracePageTests(WebAppFixture app)
         Assert.True(await Size(".mud-typography-h4") > heading * 1.15, "the heading must grow");
         Assert.True(await Size(".mud-typography-body1") > body * 1.15, "body text must grow");
         Assert.True(await Size(".mud-typography-h4") > await Size(".mud-typography-body1"), "headings stay larger than text");
+    }
+
+    [Fact]
+    public async Task AtProjectorSizeEachHeatmapFitsTheScreen_AndTheDarkThemeColoursTheCharts()
+    {
+        var page = await app.OpenAsync("/trace?prompt=Nintendo is located in&subject=Nintendo&run=1");
+        await page.SetViewportSizeAsync(1024, 768);
+        await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 60_000 });
+        foreach (var kind in new[] { "hidden", "mlp", "attn" })
+        {
+            var chart = page.Locator($"[data-testid=trace-heatmap-{kind}] .main-svg").First;
+            await chart.WaitForAsync(new() { Timeout = 30_000 });
+            var box = (await chart.BoundingBoxAsync())!;
+            Assert.True(box.Width <= 1024 / 2.0 && box.Height <= 768 - 100, $"{kind}: {box.Width} x {box.Height} does not fit a 1024 x 768 screen beside the others");
+        }
+
+        string Background() => "() => getComputedStyle(document.querySelector('[data-testid=trace-heatmap-hidden] .main-svg')).backgroundColor";
+        string TextFill() => "() => getComputedStyle(document.querySelector('[data-testid=trace-heatmap-hidden] .main-svg text')).fill";
+        Assert.Equal("rgb(255, 255, 255)", await page.EvaluateAsync<string>(Background()));
+        await page.Locator("[aria-label='Toggle theme']").ClickAsync();
+        await page.WaitForFunctionAsync(Background() + " !== 'rgb(255, 255, 255)'");
+        Assert.Equal("rgba(0, 0, 0, 0)", await page.EvaluateAsync<string>(Background()));   // the page's dark shows through
+        Assert.Equal("rgb(224, 224, 224)", await page.EvaluateAsync<string>(TextFill()));
+    }
+
+    [Fact]
+    public async Task SampleCountsOutOfRangeAreSaid_NotClamped_AndAFailedTraceShowsError()
+    {
+        var page = await app.OpenAsync("/trace");
+        var samples = page.Locator("[data-testid=trace-samples]");
+        await samples.FillAsync("10000");
+        await samples.BlurAsync();
+        await page.Locator("[data-testid=trace-samples-range]").WaitForAsync();
+        Assert.Contains("between 1 and 50", await page.Locator("[data-testid=trace-samples-range]").InnerTextAsync());
+        Assert.Equal("10000", await samples.InputValueAsync());   // kept as typed, not silently changed
+        await page.Locator("[data-testid=trace-run]").ClickAsync();
+        await page.Locator("[data-testid=trace-job][data-state=error]").WaitForAsync();
+
+        await samples.FillAsync("2");
+        await samples.BlurAsync();
+        await page.Locator("[data-testid=trace-samples-range]").WaitForAsync(new() { State = WaitForSelectorState.Detached });
+        await page.Locator("[data-testid=trace-noise]").FillAsync("Infinity");
+        await page.Locator("[data-testid=trace-noise]").BlurAsync();
+        await page.Locator("[data-testid=trace-run]").ClickAsync();
+        await page.Locator("[data-testid=trace-error]", new() { HasText = "noise" }).WaitForAsync();
+        Assert.Equal("error", await page.Locator("[data-testid=trace-job]").GetAttributeAsync("data-state"));
+
+        await page.Locator("[data-testid=trace-noise]").FillAsync("3s");
+        await page.Locator("[data-testid=trace-noise]").BlurAsync();
+        await page.Locator("[data-testid=trace-run]").ClickAsync();
+        await page.Locator("[data-testid=trace-job][data-state=done]").WaitForAsync(new() { Timeout = 60_000, State = WaitForSelectorState.Attached });
     }
 
     [Fact]

@@ -59,12 +59,12 @@ internal static class ModelCommands
         int[] ids = prompt is not null ? lm.Encode(prompt) : ParseIds(idsText!, lm.Config.VocabSize);
         var p = lm.Predict(ids, top);
         if (json) { Out.WriteJson(p); return 0; }
-        Console.WriteLine($"{ids.Length} tokens: {string.Join(" ", ids.Select(i => Out.Show(lm.Tokenizer.TokenText(i))))}");
+        Console.WriteLine($"{ids.Length} tokens: {string.Join(" ", ids.Select(i => Out.Show(lm.Tokenizer.TokenLabel(i))))}");
         Console.WriteLine("Next token:");
         foreach (var t in p.Top) Console.WriteLine($"  {t.Probability,8:P2}  {Out.Show(t.Text),-20} (id {t.Id})");
         Console.WriteLine("Per position: argmax / log-sum-exp of the logits");
         for (int i = 0; i < ids.Length; i++)
-            Console.WriteLine($"  {i,3} {Out.Show(lm.Tokenizer.TokenText(ids[i])),-18} -> {Out.Show(lm.Tokenizer.TokenText(p.ArgmaxPerPosition[i])),-18} {p.LogSumExpPerPosition[i]:F4}");
+            Console.WriteLine($"  {i,3} {Out.Show(lm.Tokenizer.TokenLabel(ids[i])),-18} -> {Out.Show(lm.Tokenizer.TokenLabel(p.ArgmaxPerPosition[i])),-18} {p.LogSumExpPerPosition[i]:F4}");
         return 0;
     }
 

@@ -35,6 +35,7 @@ internal static class TraceCommands
         };
         using var lm = Common.LoadModel(a);
         var noise = Noise(a, lm);
+        request = request with { NoiseSource = NoiseLevel.Describe(a.Get("noise", "3s"), lm) };
         a.EnsureAllUsed();
         var tokens = lm.Encode(request.Prompt).Length;
         if (tokens > Common.Settings.MaxPromptTokens)
@@ -62,7 +63,7 @@ internal static class TraceCommands
         }
         if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value), severedShareOfEffectLost = severedShare }); return 0; }
         if (csv) { Console.Write(result.ToCsv()); return 0; }
-        Console.WriteLine($"Answer {Out.Show(setup.Answer)}: clean p = {setup.HighScore:F4} (high), corrupted p = {setup.LowScore:F4} (low); noise ν = {setup.Noise:F4}, {setup.Samples} samples, window {setup.Window}");
+        Console.WriteLine($"Answer {Out.Show(setup.Answer)}: clean p = {setup.HighScore:F4} (high), corrupted p = {setup.LowScore:F4} (low); noise ν = {setup.Noise:F4} ({setup.NoiseSource}), {setup.Samples} samples, window {setup.Window}");
         const string shades = " .:-=+*#%@";
         foreach (var (kind, grid) in result.Scores)
         {
@@ -98,8 +99,7 @@ internal static class TraceCommands
             : AverageIndirectEffect.FromManifest(FactCorpus.ForModel(lm.Folder)
                 ?? throw new RomeException($"{lm.Folder} has no facts.json; pass --facts FILE (known_1000.json format)."));
         var known = AverageIndirectEffect.Known(lm, candidates);
-        // A fixed pseudo-random order (FNV-1a of the subject: string.GetHashCode differs from process to process).
-        var chosen = known.OrderBy(f => f.Subject.Aggregate(2166136261u, (h, c) => unchecked((h ^ c) * 16777619u))).ThenBy(f => f.Prompt, StringComparer.Ordinal).Take(n).ToList();
+        var chosen = AverageIndirectEffect.Sample(known, n);
         Console.Error.WriteLine($"{known.Count} of {candidates.Count} facts are known to {lm.Name}; tracing {chosen.Count}.");
         var started = DateTime.UtcNow;
         var result = AverageIndirectEffect.Compute(lm, chosen, noise, samples, window,

@@ -73,9 +73,6 @@ public static class CovarianceStatistics
         return () => c ??= GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, cacheFolder, progress, cancel).DetachFromDisposeScope();
     }
 
-    public static bool IsCached(LanguageModel lm, int layer, IReadOnlyList<string> corpus, int maxTokens, string cacheFolder) =>
-        File.Exists(CachePath(lm, layer, CorpusId(corpus), maxTokens, cacheFolder));
-
     public static Tensor Compute(LanguageModel lm, int layer, IReadOnlyList<string> corpus, int maxTokens,
                                  IProgress<double>? progress = null, CancellationToken cancel = default)
     {

@@ -24,6 +24,15 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
     /// <summary>The current edits as overlays, in order.</summary>
     public IReadOnlyList<RankOneOverlay> Overlays { get { lock (_lock) return _applied.Select(e => e.Overlay).ToList(); } }
 
+    /// <summary>
+    /// Copies of the current edits' overlays, owned by the caller (dispose them with <see cref="RankOneOverlay.Dispose"/>):
+    /// a long job keeps the edits it started with whatever happens to the stack meanwhile.
+    /// </summary>
+    public IReadOnlyList<RankOneOverlay> CopyOverlays()
+    {
+        lock (_lock) return _applied.Select(e => e.Overlay with { U = e.Overlay.U.clone(), V = e.Overlay.V.clone() }).ToList();
+    }
+
     /// <summary>Interventions that run the model with this session's edits.</summary>
     public Interventions Interventions() => new() { Overlays = Overlays };
 

@@ -7,15 +7,10 @@ namespace Rome.Model.Editing;
 /// <summary>One step of the v* optimisation, for a live loss curve.</summary>
 public sealed record EditProgress(int Step, int Steps, double Nll, double Kl, double WeightDecay, double TargetProbability);
 
-/// <summary>An edit computed by <see cref="RomeEditor"/>: the overlay and what it was made of.</summary>
 /// <summary>An edit made: the overlay, p(target) with its δ, the Adam updates that made δ and the context templates used.</summary>
 public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay Overlay, double TargetProbability, int Updates, string[] ContextTemplates) : IDisposable
 {
-    public void Dispose()
-    {
-        Overlay.U.Dispose();
-        Overlay.V.Dispose();
-    }
+    public void Dispose() => Overlay.Dispose();
 }
 
 /// <summary>
@@ -79,11 +74,15 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         previous ??= [];
         var targetIds = lm.Tokenizer.Encode(" " + request.Target.Trim());
         var filled = request.Filled;
-        if (lm.Encode(filled).Length + targetIds.Length > lm.Config.Positions)
-            throw new RomeException("The prompt and target are longer than the model's context.");
+        var length = lm.Encode(filled).Length + targetIds.Length;
+        if (length > lm.Config.Positions)
+            throw new RomeException($"The prompt and the new target are {length} tokens long; this model reads at most {lm.Config.Positions}.");
         lm.Tokenizer.FindSpan(filled, request.Subject); // a clear error when the subject cannot be located
 
         var templates = ContextTemplates(seed);
+        var prefix = templates.Max(t => lm.Tokenizer.Encode(t.Replace("{}", "")).Length);
+        if (length + prefix > lm.Config.Positions)
+            throw new RomeException($"The prompt and the new target are {length} tokens long, and ROME puts up to {prefix} tokens of context before them; this model reads at most {lm.Config.Positions}.");
         using var scope = NewDisposeScope();
         var (kStar, kPrompt, delta, probability, updates) = Optimise(request, templates, targetIds, previous, progress, cancel);
 

@@ -34,6 +34,7 @@ public static class Checkpoint
 
         var config = Gpt2Config.Load(configPath);
         var shapes = ReadHeader(weightsPath);
+        CheckSizes(config, shapes, weightsPath);
 
         var model = new Gpt2Model(config);
         var expected = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
@@ -66,6 +67,24 @@ public static class Checkpoint
         if (dtype != ScalarType.Float32) model.to(dtype);
         if (device is not null) model.to(device);
         return model;
+    }
+
+    /// <summary>
+    /// The sizes config.json gives must match the weights file before a model of that size is allocated: a config
+    /// asking for a billion-token vocabulary must be an error, not an allocation the machine cannot make.
+    /// </summary>
+    private static void CheckSizes(Gpt2Config c, Dictionary<string, long[]> shapes, string weightsPath)
+    {
+        void Expect(string name, params long[] shape)
+        {
+            if (!shapes.TryGetValue(name, out var found) && !shapes.TryGetValue("transformer." + name, out found))
+                throw new RomeException($"{weightsPath} lacks '{name}', which a GPT-2 with this config.json needs.");
+            if (!found.SequenceEqual(shape))
+                throw new RomeException($"{weightsPath}: '{name}' has shape [{string.Join(", ", found)}], but config.json implies [{string.Join(", ", shape)}].");
+        }
+        Expect("wte.weight", c.VocabSize, c.Embd);
+        Expect("wpe.weight", c.Positions, c.Embd);
+        Expect($"h.{c.Layers - 1}.mlp.c_fc.weight", c.Embd, c.Inner);
     }
 
     /// <summary>
@@ -164,10 +183,17 @@ public static class Checkpoint
                 var dtype = (string)node!["dtype"]!;
                 if (dtype is not ("F32" or "F16" or "BF16" or "F64"))
                     throw new RomeException($"{path}: tensor '{name}' has dtype {dtype}; only floating-point weights are supported.");
+                var begin = (long)node["data_offsets"]![0]!;
                 var end = (long)node["data_offsets"]![1]!;
                 if (end > dataLength)
                     throw new RomeException($"{path} is truncated: tensor '{name}' ends at byte {end} of the data, but only {dataLength} bytes are there.");
-                shapes[name] = node["shape"]!.AsArray().Select(s => (long)s!).ToArray();
+                var shape = node["shape"]!.AsArray().Select(s => (long)s!).ToArray();
+                // The byte range must hold exactly the shape's values: libtorch trusts it and may abort otherwise.
+                long bytes = dtype switch { "F64" => 8, "F32" => 4, _ => 2 };
+                foreach (var d in shape) bytes = d < 0 ? -1 : Math.Min(bytes * d, dataLength + 1);
+                if (begin < 0 || end - begin != bytes)
+                    throw new RomeException($"{path} is corrupt: tensor '{name}' of shape [{string.Join(", ", shape)}] does not fit its byte range.");
+                shapes[name] = shape;
             }
             catch (Exception e) when (e is not RomeException)
             { throw new RomeException($"{path} has a corrupt entry for tensor '{name}'."); }

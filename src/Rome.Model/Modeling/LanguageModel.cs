@@ -114,7 +114,7 @@ public sealed class LanguageModel : IDisposable
         var probs = logits[-1].softmax(-1);
         var (values, indices) = probs.topk(Math.Min(top, Config.VocabSize));
         var tops = values.data<float>().ToArray().Zip(indices.data<long>().ToArray(),
-            (p, i) => new TokenProbability((int)i, Tokenizer.TokenText((int)i), p)).ToArray();
+            (p, i) => new TokenProbability((int)i, Tokenizer.TokenLabel((int)i), p)).ToArray();
         return new Prediction(
             ids.ToArray(),
             tops,

@@ -33,7 +33,7 @@ public sealed record DenseOverlay(string Module, Tensor Delta) : WeightOverlay(M
 /// <param name="Module">The linear module's Hugging Face name, e.g. <c>h.17.mlp.c_proj</c>.</param>
 /// <param name="U">[in]: the input direction (ROME: C⁻¹k* / (C⁻¹k*)ᵀk*).</param>
 /// <param name="V">[out]: what that direction now adds (ROME: v* − W k*).</param>
-public sealed record RankOneOverlay(string Module, Tensor U, Tensor V) : WeightOverlay(Module)
+public sealed record RankOneOverlay(string Module, Tensor U, Tensor V) : WeightOverlay(Module), IDisposable
 {
     internal override Tensor Apply(Tensor x, Tensor y)
     {
@@ -44,4 +44,11 @@ public sealed record RankOneOverlay(string Module, Tensor U, Tensor V) : WeightO
 
     /// <summary>The dense change U Vᵀ in storage layout [in, out], for baking into a checkpoint.</summary>
     public override Tensor Dense() => U.outer(V);
+
+    /// <summary>Frees U and V.</summary>
+    public void Dispose()
+    {
+        U.Dispose();
+        V.Dispose();
+    }
 }

@@ -42,8 +42,39 @@ public sealed class TextTokenizer
 
     public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids) ?? "";
 
-    /// <summary>The text of one token, for display (partial UTF-8 shows as a replacement character).</summary>
+    /// <summary>The text of one token (a fragment of a multi-byte character decodes to the replacement character �).</summary>
     public string TokenText(int id) => Decode([id]);
+
+    /// <summary>
+    /// Tokens for display. Byte-level BPE splits some characters over several tokens, and each piece alone decodes to
+    /// the replacement character �; such a run is labelled by the character it makes and the piece's place in it,
+    /// e.g. "髙 (1/2)", "髙 (2/2)".
+    /// </summary>
+    public string[] TokenLabels(IReadOnlyList<int> ids)
+    {
+        var labels = ids.Select(TokenText).ToArray();
+        for (int i = 0; i < ids.Count; i++)
+        {
+            if (!labels[i].Contains('\uFFFD')) continue;
+            // The shortest run from i that decodes cleanly (a UTF-8 character has at most 4 bytes).
+            for (int end = i + 2; end <= Math.Min(ids.Count, i + 4); end++)
+            {
+                var text = Decode(ids.Skip(i).Take(end - i));
+                if (text.Contains('\uFFFD')) continue;
+                for (int k = i; k < end; k++) labels[k] = $"{text} ({k - i + 1}/{end - i})";
+                i = end - 1;
+                break;
+            }
+        }
+        return labels;
+    }
+
+    /// <summary>One token alone for display: its text, or "(part of a character)" for a piece of a multi-byte character.</summary>
+    public string TokenLabel(int id)
+    {
+        var text = TokenText(id);
+        return text.Contains('\uFFFD') ? "(part of a character)" : text;
+    }
 
     /// <summary>
     /// The token span [First, Last] covering the first occurrence of <paramref name="subject"/> in

@@ -120,6 +120,14 @@ public static class AverageIndirectEffect
         return list.Where((f, i) => argmax[i] == Recall.FirstObjectToken(lm.Tokenizer, f.Answer)).ToList();
     }
 
+    /// <summary>
+    /// <paramref name="n"/> of the facts in a fixed pseudo-random order (FNV-1a of the subject, since
+    /// string.GetHashCode differs from process to process), so every run traces the same facts.
+    /// </summary>
+    public static List<TraceFact> Sample(IEnumerable<TraceFact> facts, int n) =>
+        facts.OrderBy(f => f.Subject.Aggregate(2166136261u, (h, c) => unchecked((h ^ c) * 16777619u)))
+             .ThenBy(f => f.Prompt, StringComparer.Ordinal).Take(n).ToList();
+
     public static AverageTraceResult Compute(LanguageModel lm, IReadOnlyList<TraceFact> facts, double noise, int samples, int? window,
                                              IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default,
                                              TraceKind? sever = null)

@@ -25,12 +25,17 @@ public sealed record TraceRequest
     /// restored one (the paper's Figure 4): only meaningful with <see cref="TraceKind.Hidden"/>.
     /// </summary>
     public TraceKind? Sever { get; init; }
+    /// <summary>Edits the traced model carries (a session's <see cref="Editing.EditSession.Overlays"/>): every run, clean
+    /// and corrupted, goes through them, so a trace shows where the edited model keeps the new fact.</summary>
+    public IReadOnlyList<WeightOverlay> Edits { get; init; } = [];
+    /// <summary>How ν was chosen, reported with the results (<see cref="NoiseLevel.Describe"/>).</summary>
+    public string? NoiseSource { get; init; }
 }
 
 /// <summary>What a trace measures, known before any cell: the answer and the high and low scores.</summary>
 public sealed record TraceSetup(
     string Prompt, string[] Tokens, TokenSpan Subject, int AnswerToken, string Answer,
-    double HighScore, double LowScore, double Noise, int Layers, int Window, int Samples);
+    double HighScore, double LowScore, double Noise, int Layers, int Window, int Samples, string? NoiseSource = null);
 
 public abstract record TraceEvent;
 public sealed record TraceStarted(TraceSetup Setup) : TraceEvent;
@@ -311,6 +316,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
         private readonly Tensor _noise;
         private readonly TokenSpan _span;
         private readonly LanguageModel _lm;
+        private readonly IReadOnlyList<WeightOverlay> _edits = [];
         private readonly Dictionary<(TraceKind, int), Tensor> _joinStates = new();
         public TraceSetup Setup { get; }
         public Tensor Ids { get; }
@@ -332,7 +338,8 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
             _noise = (randn([request.Samples, span.Length, lm.Config.Embd], generator: generator, device: lm.Device) * noise).to(lm.Model.TokenEmbedding.dtype);
 
             var points = Enumerable.Range(0, lm.Layers).SelectMany(l => new[] { HookPoint.Resid(l), HookPoint.Mlp(l), HookPoint.Attn(l) }).ToList();
-            var clean = new Interventions();
+            _edits = request.Edits;
+            var clean = Edited();
             foreach (var point in points) clean.Capture(point, t => Clean[point] = t);
             var cleanProbs = lm.Model.Forward(Ids, clean, lastOnly: true)[0, -1].softmax(-1);
             var answer = (int)cleanProbs.argmax().item<long>();
@@ -344,9 +351,9 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
 
             if (!float.IsFinite(low))
                 throw new RomeException($"With noise {noise:G3} the corrupted model's output is not a number; use a smaller noise (3s is the paper's).");
-            var tokens = ids.Select(lm.Tokenizer.TokenText).ToArray();
-            Setup = new TraceSetup(request.Prompt, tokens, span, answer, lm.Tokenizer.TokenText(answer),
-                cleanProbs[answer].item<float>(), low, noise, lm.Layers, window, request.Samples);
+            var tokens = lm.Tokenizer.TokenLabels(ids);
+            Setup = new TraceSetup(request.Prompt, tokens, span, answer, lm.Tokenizer.TokenLabel(answer),
+                cleanProbs[answer].item<float>(), low, noise, lm.Layers, window, request.Samples, request.NoiseSource);
 
             // Keep what the cells need beyond this constructor; the scope frees every intermediate. (No scope
             // stays open across the trace's yields: it would capture the consumer's tensors.)
@@ -354,11 +361,14 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
                 _owned.Add(t.DetachFromDisposeScope());
         }
 
+        /// <summary>New interventions that carry the traced model's edits.</summary>
+        private Interventions Edited() => new() { Overlays = _edits };
+
         /// <summary>Interventions that add this trace's noise to the subject's embeddings (one sample per batch row).</summary>
         public Interventions Corrupting()
         {
             var positions = _span.Positions();
-            return new Interventions().Hook(HookPoint.Embed, x =>
+            return Edited().Hook(HookPoint.Embed, x =>
             {
                 using var pos = tensor(positions, device: x.device);
                 return x.index_add(1, pos, _noise, 1.0);
@@ -382,7 +392,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var point = kind == TraceKind.Mlp ? HookPoint.Mlp(layer) : HookPoint.Attn(layer);
-            var restored = new Interventions().Hook(point, x => Clean[point].expand_as(x));
+            var restored = Edited().Hook(point, x => Clean[point].expand_as(x));
             state = _lm.Model.ForwardBlock(layer, Entering(layer), restored).DetachFromDisposeScope();
             _owned.Add(state);
             return _joinStates[(kind, layer)] = state;
@@ -398,7 +408,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
         /// </summary>
         public Interventions Hooks(Patch[][] patches, IReadOnlyList<int> cells, int layer, Tensor positions, Tensor first)
         {
-            var iv = new Interventions();
+            var iv = Edited();
             foreach (var point in cells.SelectMany(c => patches[c]).Select(p => p.Point).Where(p => p.Layer == layer).Distinct())
             {
                 var found = cells.Select(c => patches[c].Where(p => p.Point == point).Cast<Patch?>().FirstOrDefault()).ToArray();

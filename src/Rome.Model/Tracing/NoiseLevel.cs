@@ -29,6 +29,19 @@ public static class NoiseLevel
         throw new RomeException($"The noise must be like 3s (3 x the subject embedding std, at most {MaxMultiple}s) or a number from 0 to {MaxAbsolute}, not '{shown}'.");
     }
 
+    /// <summary>
+    /// How <paramref name="text"/> sets ν, for the trace's report: "3 x σ of the embeddings of the subjects of the
+    /// model's facts.json" (or of known_1000.json, for a model without a manifest, as <see cref="SubjectStd"/> picks), or
+    /// "fixed". The original takes σ over its known-facts dataset.
+    /// </summary>
+    public static string Describe(string text, LanguageModel lm)
+    {
+        text = text.Trim();
+        if (!text.EndsWith('s')) return "fixed";
+        var subjects = FactCorpus.ForModel(lm.Folder) is not null ? "the model's facts.json" : "known_1000.json";
+        return $"{text[..^1]} x σ of the embeddings of the subjects of {subjects}";
+    }
+
     /// <summary>Bounds on ν: far beyond any useful corruption, and small enough that probabilities stay finite.</summary>
     public const double MaxMultiple = 100, MaxAbsolute = 100;
 

@@ -20,6 +20,8 @@ public sealed class UserSession : IDisposable
     public string Id { get; } = Guid.NewGuid().ToString("N");
     public ModelHost Host { get; }
     public EditSession Edits => _edits.Value;
+    /// <summary>How many edits this tab has applied (0 before its first, without loading the model).</summary>
+    public int EditCount => _edits.IsValueCreated ? _edits.Value.Edits.Count : 0;
     /// <summary>Cancelled when this tab goes away; jobs are queued with it.</summary>
     public CancellationToken Closed => _closed.Token;
 
