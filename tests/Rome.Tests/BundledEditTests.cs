@@ -10,7 +10,7 @@ public class BundledEditTests : IDisposable
 {
     private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.BundledModel);
     private readonly FactCorpus _facts = FactCorpus.ForModel(TestPaths.BundledModel)!;
-    private readonly RomeHyperParameters _hp = RomeHyperParameters.ForModel(TestPaths.BundledModel, 6);
+    private readonly RomeHyperParameters _hp = RomeHyperParameters.Load(TestPaths.BundledHyperParameters);
     public void Dispose() => _lm.Dispose();
 
     private Func<Tensor> Covariance()
@@ -78,7 +78,7 @@ public class CovarianceReuseTests
     {
         // C is loaded lazily inside the first edit's dispose scope; later edits must still be able to use it.
         using var lm = LanguageModel.Load(TestPaths.BundledModel);
-        var hp = RomeHyperParameters.ForModel(TestPaths.BundledModel, 6) with { Steps = 3 };
+        var hp = RomeHyperParameters.Load(TestPaths.BundledHyperParameters) with { Steps = 3 };
         var c = CovarianceStatistics.ForEditor(lm, hp, Path.Combine(Path.GetTempPath(), "rome-tests-cache"));
         var editor = new RomeEditor(lm, hp);
         using (editor.Compute(new EditRequest("{} is located in", "Nintendo", "Germany"), c)) { }

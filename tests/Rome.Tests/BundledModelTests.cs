@@ -4,7 +4,7 @@ using Rome.Model.Training;
 
 namespace Rome.Tests;
 
-/// <summary>The committed models/rome-tiny: it loads as the default and knows its facts.</summary>
+/// <summary>The committed models/rome-knowing: it loads as the default, knows its facts and keeps them where GPT-2 XL does.</summary>
 public class BundledModelTests : IDisposable
 {
     private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.BundledModel);
@@ -17,7 +17,7 @@ public class BundledModelTests : IDisposable
     {
         var settings = Rome.Model.RomeSettings.FromFile(Path.Combine(TestPaths.Root, "appsettings.json"));
         Assert.Equal(Path.GetFullPath(TestPaths.BundledModel), settings.ModelFolder);
-        Assert.True(_lm.Layers >= 6);
+        Assert.True(_lm.Layers >= 8);
         Assert.True(new FileInfo(Path.Combine(TestPaths.BundledModel, "model.safetensors")).Length <= 40_000_000);
     }
 
@@ -62,4 +62,24 @@ public class BundledModelTests : IDisposable
         // Restoring the last token's final hidden state restores the clean answer.
         Assert.Equal(result.Setup.HighScore, result.Scores[TraceKind.Hidden][^1][_lm.Layers - 1], 1e-4);
     }
+
+    /// <summary>
+    /// The knowing site on a small fixed sample (the full measurement is <c>rome trace-avg --n 100</c>, in
+    /// docs/knowing-site): the MLPs at the last subject token peak in the lower half, well above the last token's
+    /// MLPs there, and attention at the last token peaks in the upper half. Thresholds leave a margin below the
+    /// sample's own figures.
+    /// </summary>
+    [Fact]
+    public void KeepsFactsAtTheSubjectsMlpsAndReadsThemWithAttentionAtTheLastToken()
+    {
+        var known = AverageIndirectEffect.Known(_lm, AverageIndirectEffect.FromManifest(_facts));
+        var sample = AverageIndirectEffect.Sample(known, 16);
+        var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(_lm, _facts.Facts.Select(f => f.Subject).Distinct());
+        var sites = SiteSummary.Of(AverageIndirectEffect.Compute(_lm, sample, noise, samples: 5, window: null));
+        Assert.InRange(sites.MlpPeakLayer, 1, _lm.Layers / 2);
+        Assert.True(sites.MlpPeak >= MlpPeakAtLeast && sites.MlpPeak > 3 * sites.LastTokenMlpAtPeak, sites.ToString());
+        Assert.True(sites.AttnPeakLayer >= _lm.Layers / 2, sites.ToString());
+    }
+
+    private const double MlpPeakAtLeast = 0.15;
 }

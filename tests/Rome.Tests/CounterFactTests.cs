@@ -165,7 +165,7 @@ public class CounterFactDatasetTests
 public class CounterFactEvaluatorTests : IDisposable
 {
     private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.BundledModel);
-    private readonly RomeHyperParameters _hp = RomeHyperParameters.ForModel(TestPaths.BundledModel, 6) with { Covariance = "identity", Steps = 10 };
+    private readonly RomeHyperParameters _hp = RomeHyperParameters.Load(TestPaths.BundledHyperParameters) with { Covariance = "identity", Steps = 10 };
     public void Dispose() => _lm.Dispose();
 
     private List<CounterFactCase> Cases(int n) => CounterFactDataset.Build(FactCorpus.ForModel(TestPaths.BundledModel)!, n, seed: 5);
@@ -254,7 +254,7 @@ public class KnowledgeNeuronsTests : IDisposable
         // last token as it is, minus p(answer) with that key zeroed.
         const string prompt = "Nintendo is located in";
         var japan = _lm.Tokenizer.Encode(" Japan")[0];
-        using var scores = Rome.Model.Evaluation.Baselines.KnowledgeNeurons.Attribution(_lm, prompt, japan, steps: 200);
+        using var scores = Rome.Model.Evaluation.Baselines.KnowledgeNeurons.Attribution(_lm, prompt, japan, steps: 600);   // a Riemann sum: its error falls as 1/steps
         Assert.Equal([_lm.Layers, _lm.Config.Inner], scores.shape);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -275,7 +275,7 @@ public class KnowledgeNeuronsTests : IDisposable
         var request = new Rome.Model.Editing.EditRequest("{} is located in", "Nintendo", "Germany", "Japan");
         var germany = _lm.Tokenizer.Encode(" Germany")[0];
         using var before = _lm.NextTokenLogProbs(_lm.Encode(request.Filled));
-        var templates = new Rome.Model.Editing.RomeEditor(_lm, Rome.Model.Editing.RomeHyperParameters.ForModel(TestPaths.BundledModel, 6)).ContextTemplates();
+        var templates = new Rome.Model.Editing.RomeEditor(_lm, Rome.Model.Editing.RomeHyperParameters.Load(TestPaths.BundledHyperParameters)).ContextTemplates();
         var (neurons, overlays) = Rome.Model.Evaluation.Baselines.KnowledgeNeurons.Compute(_lm, request, templates, new());
         Assert.NotEmpty(neurons);
         Assert.Equal(neurons.Select(n => n.Layer).Distinct().Count(), overlays.Count);

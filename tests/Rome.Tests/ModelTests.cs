@@ -155,7 +155,7 @@ public class DtypeTests
         var diff = a.Scores[Rome.Model.Tracing.TraceKind.Mlp].Zip(b.Scores[Rome.Model.Tracing.TraceKind.Mlp]).SelectMany(p => p.First.Zip(p.Second, (x, y) => Math.Abs(x - y))).Max();
         Assert.True(diff < 0.05, $"bfloat16 trace differs by {diff}");
 
-        var hp = Rome.Model.Editing.RomeHyperParameters.ForModel(TestPaths.BundledModel, 6) with { Covariance = "identity" };
+        var hp = Rome.Model.Editing.RomeHyperParameters.Load(TestPaths.BundledHyperParameters) with { Covariance = "identity" };
         var edit = new Rome.Model.Editing.EditRequest("{} is located in", "Nintendo", "Germany");
         using var applied = new Rome.Model.Editing.RomeEditor(half, hp).Compute(edit, null);
         Assert.True(applied.TargetProbability > 0.3, $"the bfloat16 edit reached only {applied.TargetProbability:P1}");

@@ -8,7 +8,8 @@ public static class TestPaths
         ? s : Path.GetFullPath(Path.Combine(Root, "..", "shared"));
     public static string Fixture(string name) => Path.Combine(Shared, "fixtures", name);
     public static string Data => Path.Combine(Shared, "data");
-    public static string BundledModel => Path.Combine(Root, "models", "rome-tiny");
+    public static string BundledModel => Path.Combine(Root, "models", "rome-knowing");
+    public static string BundledHyperParameters => Path.Combine(BundledModel, "rome-hparams.json");
 
     public static string TempFolder()
     {

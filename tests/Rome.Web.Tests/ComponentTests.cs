@@ -36,7 +36,7 @@ public class ComponentTests : IAsyncLifetime
     public void HomeNamesTheModelAndOffersKnownFactsAsStartingPoints()
     {
         var home = _ctx.Render<Home>();
-        Assert.Equal("rome-tiny", home.Find("[data-testid=model-name]").TextContent.Trim());
+        Assert.Equal("rome-knowing", home.Find("[data-testid=model-name]").TextContent.Trim());
         var traceLinks = home.FindAll("a[href^='/trace?']");
         Assert.Equal(6, traceLinks.Count);
         Assert.All(traceLinks, a => Assert.Contains("run=1", a.GetAttribute("href")));
