@@ -125,7 +125,7 @@ public class CheckpointFuzzTests
     {
         "config is an array", "config is empty", "n_head is zero", "n_embd is text", "n_layer is negative", "epsilon is text",
         "a billion-token vocabulary", "more layers than the weights", "model_type is a number",
-        "a shape larger than its bytes", "a shape smaller than its bytes", "negative offsets", "random bytes", "header only",
+        "a shape larger than its bytes", "a shape smaller than its bytes", "a shape that overflows", "negative offsets", "random bytes", "header only",
     }.Select(c => new object[] { c });
 
     [Theory]
@@ -144,9 +144,10 @@ public class CheckpointFuzzTests
         {
             var bytes = File.ReadAllBytes(weights);
             var length = (int)BitConverter.ToUInt64(bytes, 0);
-            var header = System.Text.Encoding.UTF8.GetBytes(change(System.Text.Encoding.UTF8.GetString(bytes, 8, length)).PadRight(length));
-            Assert.Equal(length, header.Length);
-            File.WriteAllBytes(weights, [.. bytes[..8], .. header, .. bytes[(8 + length)..]]);
+            var text = System.Text.Encoding.UTF8.GetString(bytes, 8, length);
+            var header = System.Text.Encoding.UTF8.GetBytes(change(text));
+            Assert.NotEqual(text, System.Text.Encoding.UTF8.GetString(header));
+            File.WriteAllBytes(weights, [.. BitConverter.GetBytes((ulong)header.Length), .. header, .. bytes[(8 + length)..]]);
         }
         switch (name)
         {
@@ -161,6 +162,7 @@ public class CheckpointFuzzTests
             case "model_type is a number": Config("\"model_type\": \"gpt2\"", "\"model_type\": 2"); break;
             case "a shape larger than its bytes": Header(h => h.Replace("[50257,48]", "[50257,49]")); break;
             case "a shape smaller than its bytes": Header(h => h.Replace("[64,48]", "[60,48]")); break;
+            case "a shape that overflows": Header(h => h.Replace("\"shape\":[64,48]", "\"shape\":[4611686018427387904,4]")); break;
             case "negative offsets": Header(h => h.Replace("\"data_offsets\":[0,9649344]", "\"data_offsets\":[-4,964934]")); break;
             case "random bytes": { var b = new byte[4096]; new Random(3).NextBytes(b); File.WriteAllBytes(weights, b); break; }
             case "header only": { var b = File.ReadAllBytes(weights); File.WriteAllBytes(weights, b[..(8 + (int)BitConverter.ToUInt64(b, 0))]); break; }

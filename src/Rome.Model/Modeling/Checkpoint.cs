@@ -190,7 +190,8 @@ public static class Checkpoint
                 var shape = node["shape"]!.AsArray().Select(s => (long)s!).ToArray();
                 // The byte range must hold exactly the shape's values: libtorch trusts it and may abort otherwise.
                 long bytes = dtype switch { "F64" => 8, "F32" => 4, _ => 2 };
-                foreach (var d in shape) bytes = d < 0 ? -1 : Math.Min(bytes * d, dataLength + 1);
+                foreach (var d in shape) // capped above the data's length, so a huge shape cannot overflow
+                    bytes = d < 0 || bytes < 0 ? -1 : d != 0 && bytes > (dataLength + 1) / d ? dataLength + 1 : bytes * d;
                 if (begin < 0 || end - begin != bytes)
                     throw new RomeException($"{path} is corrupt: tensor '{name}' of shape [{string.Join(", ", shape)}] does not fit its byte range.");
                 shapes[name] = shape;
