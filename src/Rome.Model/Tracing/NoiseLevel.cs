@@ -38,9 +38,11 @@ public static class NoiseLevel
     {
         text = text.Trim();
         if (!text.EndsWith('s')) return "fixed";
-        var subjects = FactCorpus.ForModel(lm.Folder) is not null ? "the model's facts.json" : "known_1000.json";
-        return $"{text[..^1]} x σ of the embeddings of the subjects of {subjects}";
+        return $"{text[..^1]} x σ of the embeddings of the subjects of {(HasManifest(lm) ? "the model's facts.json" : "known_1000.json")}";
     }
+
+    /// <summary>Whether σ comes from the model's own fact manifest (else from known_1000.json).</summary>
+    private static bool HasManifest(LanguageModel lm) => File.Exists(Path.Combine(lm.Folder, FactCorpus.ManifestFile));
 
     /// <summary>Bounds on ν: far beyond any useful corruption, and small enough that probabilities stay finite.</summary>
     public const double MaxMultiple = 100, MaxAbsolute = 100;
@@ -65,7 +67,7 @@ public static class NoiseLevel
         if (File.Exists(path))
             return JsonDocument.Parse(File.ReadAllText(path)).RootElement.GetProperty("subjectEmbeddingStd").GetDouble();
 
-        var subjects = FactCorpus.ForModel(lm.Folder)?.Facts.Select(f => f.Subject).Distinct().ToList();
+        var subjects = HasManifest(lm) ? FactCorpus.ForModel(lm.Folder)!.Facts.Select(f => f.Subject).Distinct().ToList() : null;
         var known = dataFolder is null ? null : Path.Combine(dataFolder, "rome", "known_1000.json");
         if (subjects is null && known is not null && File.Exists(known))
             subjects = JsonDocument.Parse(File.ReadAllText(known)).RootElement.EnumerateArray()
