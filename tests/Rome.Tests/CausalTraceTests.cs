@@ -8,7 +8,7 @@ namespace Rome.Tests;
 public class CausalTraceTests : IDisposable
 {
     private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
-    private const double Noise = 0.3;
+    internal const double Noise = 0.3;
 
     private static TraceRequest Request(int samples = 4, TraceKind? sever = null) => new()
     {
@@ -21,14 +21,16 @@ public class CausalTraceTests : IDisposable
     /// The paper's algorithm written out plainly, independently of the library's tracer: one forward pass per
     /// cell, the noise drawn as the tracer draws it, the clean states taken from a clean run and put in with hooks.
     /// </summary>
-    private double[][] ReferenceGrid(TraceRequest r, TraceKind kind, int answer)
+    private double[][] ReferenceGrid(TraceRequest r, TraceKind kind, int answer) => ReferenceGrid(_lm, r, kind, answer);
+
+    internal static double[][] ReferenceGrid(LanguageModel lm, TraceRequest r, TraceKind kind, int answer)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var ids = _lm.Ids(_lm.Encode(r.Prompt));
-        var span = _lm.Tokenizer.FindSpan(r.Prompt, r.Subject);
+        var ids = lm.Ids(lm.Encode(r.Prompt));
+        var span = lm.Tokenizer.FindSpan(r.Prompt, r.Subject);
         using var generator = new TorchSharp.torch.Generator((ulong)r.Seed);
-        var noise = randn([r.Samples, span.Length, _lm.Config.Embd], generator: generator) * Noise;
+        var noise = randn([r.Samples, span.Length, lm.Config.Embd], generator: generator) * Noise;
         Tensor Noisy(Tensor x)
         {
             var y = x.clone();
@@ -39,16 +41,16 @@ public class CausalTraceTests : IDisposable
         var corrupted = new Dictionary<HookPoint, Tensor>();
         var capture = new Interventions();
         var captureNoisy = new Interventions().Hook(HookPoint.Embed, Noisy);
-        for (int l = 0; l < _lm.Layers; l++)
+        for (int l = 0; l < lm.Layers; l++)
             foreach (var point in new[] { HookPoint.Resid(l), HookPoint.Mlp(l), HookPoint.Attn(l) })
             {
                 capture.Capture(point, t => clean[point] = t);
                 captureNoisy.Capture(point, t => corrupted[point] = t);
             }
-        _lm.Model.Forward(ids, capture);
-        _lm.Model.Forward(ids.expand(r.Samples, -1), captureNoisy);
+        lm.Model.Forward(ids, capture);
+        lm.Model.Forward(ids.expand(r.Samples, -1), captureNoisy);
 
-        int layers = _lm.Layers, w = r.Window!.Value;
+        int layers = lm.Layers, w = r.Window!.Value;
         var grid = new double[ids.shape[1]][];
         for (int t = 0; t < grid.Length; t++)
         {
@@ -68,13 +70,13 @@ public class CausalTraceTests : IDisposable
                         var point = severed == TraceKind.Mlp ? HookPoint.Mlp(l) : HookPoint.Attn(l);
                         Put(point, corrupted[point]);
                     }
-                grid[t][layer] = _lm.Model.Forward(ids.expand(r.Samples, -1), iv)[.., -1].softmax(-1)[.., answer].mean().item<float>();
+                grid[t][layer] = lm.Model.Forward(ids.expand(r.Samples, -1), iv)[.., -1].softmax(-1)[.., answer].mean().item<float>();
             }
         }
         return grid;
     }
 
-    private static void AssertSameGrid(double[][] expected, double[][] actual, string what)
+    internal static void AssertSameGrid(double[][] expected, double[][] actual, string what)
     {
         for (int t = 0; t < expected.Length; t++)
             for (int l = 0; l < expected[t].Length; l++)

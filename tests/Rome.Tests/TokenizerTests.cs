@@ -17,6 +17,76 @@ public class TokenizerTests
         Assert.Equal(" Paris", _t.TokenText(6342));
     }
 
+    /// <summary>
+    /// A tokenizer.json holding GPT-2's vocabulary and merges (made in the test) encodes and decodes as the GPT-2
+    /// tokenizer does: ParaRel's templates filled with its facts, and text with digits, punctuation, spacing,
+    /// accents and other scripts.
+    /// </summary>
+    [Fact]
+    public void ATokenizerJsonOfGpt2sVocabularyEncodesAsGpt2Does()
+    {
+        var folder = TestPaths.TempFolder();
+        try
+        {
+            TestTokenizers.WriteGpt2(folder);
+            var fromJson = TextTokenizer.ForModel(folder, new ModelConfig { Family = ModelFamily.GptNeoX, ModelType = "gpt_neox" });
+            var sentences = ParaRelSentences(300).Concat([
+                "It's 2,048 km (1,273 mi) from A to B; they'll say: \"naïve café\"!",
+                "  leading spaces, trailing spaces   ", "tabs\tand\nnew lines\n\n", "Straße, Ærøskøbing, Łódź, São Paulo",
+                "東京 is the capital of 日本.", "Emoji 🙂 and symbols ©®™ ±½", "I'd've done it in 1999-2001, wasn't it?",
+                "<|endoftext|>The next document", "x=1+2*3/4 [a] {b} #hash @at", "MIXED case ＷＩＤＥ letters",
+            ]).ToList();
+            Assert.True(sentences.Count > 300);
+            foreach (var text in sentences)
+            {
+                Assert.Equal(_t.Encode(text), fromJson.Encode(text));
+                Assert.Equal(text, fromJson.Decode(fromJson.Encode(text)));
+            }
+            Assert.Equal(_t.FindSpan("The Eiffel Tower is in Paris", "Eiffel Tower"), fromJson.FindSpan("The Eiffel Tower is in Paris", "Eiffel Tower"));
+        }
+        finally { Directory.Delete(folder, recursive: true); }
+    }
+
+    /// <summary>A model whose config asks for a beginning-of-text token gets it before every prompt, and spans follow it.</summary>
+    [Fact]
+    public void ABeginningOfTextTokenStartsPromptsAndShiftsSpans()
+    {
+        var folder = TestPaths.TempFolder();
+        try
+        {
+            TestTokenizers.WriteBytes(folder);
+            File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """{"add_bos_token": true, "bos_token": "<|endoftext|>"}""");
+            var t = TextTokenizer.ForModel(folder, new ModelConfig { Family = ModelFamily.Llama, ModelType = "llama", VocabSize = 300 });
+            Assert.Equal(256, t.BeginningOfText);
+            Assert.Equal([256, (int)'H', (int)'i'], t.EncodePrompt("Hi"));
+            Assert.Equal([(int)'H', (int)'i'], t.Encode("Hi"));
+            Assert.Equal(new TokenSpan(5, 7), t.FindSpan("The cat sat", "cat")); // BOS, T, h, e, space, then c a t
+
+            var e = Assert.Throws<RomeException>(() => TextTokenizer.ForModel(folder, new ModelConfig { Family = ModelFamily.Llama, ModelType = "llama", VocabSize = 200 }));
+            Assert.Contains("up to 256", e.Message);
+            File.Delete(Path.Combine(folder, "tokenizer.json"));
+            e = Assert.Throws<RomeException>(() => TextTokenizer.ForModel(folder, new ModelConfig { Family = ModelFamily.Llama, ModelType = "llama" }));
+            Assert.Contains("has no tokenizer", e.Message);
+        }
+        finally { Directory.Delete(folder, recursive: true); }
+    }
+
+    private static IEnumerable<string> ParaRelSentences(int count)
+    {
+        var folder = Path.Combine(TestPaths.Data, "pararel");
+        var random = new Random(7);
+        var relations = Directory.GetFiles(Path.Combine(folder, "patterns")).Select(Path.GetFileNameWithoutExtension).Where(r => File.Exists(Path.Combine(folder, "facts", r + ".jsonl"))).Order().ToList();
+        for (int i = 0; i < count; i++)
+        {
+            var relation = relations[i % relations.Count];
+            var patterns = File.ReadLines(Path.Combine(folder, "patterns", relation + ".jsonl")).ToList();
+            var facts = File.ReadLines(Path.Combine(folder, "facts", relation + ".jsonl")).ToList();
+            var pattern = System.Text.Json.JsonDocument.Parse(patterns[random.Next(patterns.Count)]).RootElement.GetProperty("pattern").GetString()!;
+            var fact = System.Text.Json.JsonDocument.Parse(facts[random.Next(facts.Count)]).RootElement;
+            yield return pattern.Replace("[X]", fact.GetProperty("sub_label").GetString()).Replace("[Y]", fact.GetProperty("obj_label").GetString());
+        }
+    }
+
     [Fact]
     public void TokensThatArePiecesOfACharacterAreLabelledByTheCharacter()
     {

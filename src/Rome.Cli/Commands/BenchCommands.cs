@@ -56,7 +56,7 @@ internal static class BenchCommands
     /// <summary>A GPT-2-small-shaped model (12 layers, width 768) with random weights, for shape-realistic timings.</summary>
     internal static LanguageModel RandomGpt2Small()
     {
-        var model = new Gpt2Model(new Gpt2Config { Layers = 12, Embd = 768, Heads = 12, Inner = 3072 });
+        var model = new DecoderModel(ModelConfig.Gpt2(12, 768, 12, 1024));
         model.InitializeWeights(0);
         model.eval();
         foreach (var p in model.parameters()) p.requires_grad = false;

@@ -56,7 +56,7 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
             for (int n = 0; n < count; n++, i++)
             {
                 var start = hp.ContextTemplatePrompts[n % hp.ContextTemplatePrompts.Length];
-                var (ids, text) = start == "<|endoftext|>" ? ([TextTokenizer.EndOfText], "") : (lm.Encode(start), start);
+                var (ids, text) = start == "<|endoftext|>" ? ([lm.StartOfText], "") : (lm.Encode(start), start);
                 var options = new GenerationOptions { MaxTokens = Math.Max(1, length - ids.Length), TopK = 5, Seed = seed + i };
                 var g = TextGenerator.Generate(lm, ids, text, options, Interventions.None);
                 templates.Add(g.Text.Replace("{", "").Replace("}", "").Trim() + ". {}");

