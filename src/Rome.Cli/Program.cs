@@ -16,7 +16,7 @@ var commands = new Dictionary<string, (string Help, Func<CliArgs, CancellationTo
     ["counterfact"] = ("counterfact build [--model DIR] [--n 1000] [--seed S] [--out FILE]: a CounterFact-format set from the model's facts", EvalCommands.Build, []),
     ["eval"] = ("eval [--model DIR] [--dataset FILE|bundled] [--method none|rome|ft|ft-l|kn] [--n N] [--layer L | --layers all|0,2,4] [--ft-constraint EPS] [--kn-scale X] [--out DIR] [--no-generation] [--json]: CounterFact scores (resumable)", EvalCommands.Eval, ["json", "no-generation"]),
     ["bench"] = ("bench forward [--batch B] [--tokens T] | trace [--repeats N] [--samples 10] [--skip-naive] | edit [--repeats 3] [--model DIR] [--json]: speed figures", BenchCommands.Run, ["json", "skip-naive"]),
-    ["train"] = ("train [--out DIR] [--data DIR] [--steps N] [--layers L] [--width W] [--seed S] [--facts-per-relation N] [--people 400] [--name-pool 30] [--list-share 0.25] [--bio-share 0.3] [--recipe knowing|templates] [--preview N]: train the bundled model (resumes; --preview prints the first training sequences)", TrainCommands.Train, []),
+    ["train"] = ("train [--out DIR] [--data DIR] [--steps N] [--layers L] [--width W] [--seed S] [--facts-per-relation N] [--people 400] [--name-pool 30] [--list-share 0.25] [--bio-share 0.3] [--recipe knowing|templates] [--mlp-free-layers N] [--preview N]: train the bundled model (resumes; --preview prints the first training sequences)", TrainCommands.Train, []),
     ["knows"] = ("knows [--model DIR] [--data DIR] [--unseen N] [--json]: fact recall of a model with a facts.json manifest", TrainCommands.Knows, ["json"]),
 };
 

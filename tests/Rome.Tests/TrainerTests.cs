@@ -26,6 +26,25 @@ public class TrainerTests
         Assert.Equal("The capital of France is", RelationTemplates.Prompt("The capital of [X] is [Y] .").Replace("[X]", "France"));
     }
 
+    /// <summary>Recipe k7's option: the first blocks' MLPs are zero and stay zero; the rest trains.</summary>
+    [Fact]
+    public void MlpFreeLayersStayZeroWhileTheOthersTrain()
+    {
+        var folder = TestPaths.TempFolder();
+        try
+        {
+            using var model = new Trainer(Corpus(), Tiny with { Layers = 2, MlpFreeLayers = 1 }).Train(folder);
+            foreach (var name in new[] { "c_fc", "c_proj" })
+            {
+                var free = model.Linear($"h.0.mlp.{name}");
+                Assert.Equal(0, free.Weight.abs().sum().item<float>());
+                Assert.Equal(0, free.Bias!.abs().sum().item<float>());
+                Assert.True(model.Linear($"h.1.mlp.{name}").Weight.abs().sum().item<float>() > 0);
+            }
+        }
+        finally { Directory.Delete(folder, recursive: true); }
+    }
+
     [Fact]
     public void TrainingIsSeeded_ResumesFromItsCheckpoint_AndCancellationKeepsTheLastCheckpoint()
     {

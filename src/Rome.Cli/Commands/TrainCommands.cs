@@ -28,10 +28,12 @@ internal static class TrainCommands
             BiographyShare = a.Double("bio-share", defaults.BiographyShare),
             ListShare = a.Double("list-share", defaults.ListShare),
             WarmupSteps = a.Int("warmup", defaults.WarmupSteps),
+            MlpFreeLayers = a.Int("mlp-free-layers", defaults.MlpFreeLayers),
         };
         var preview = a.Int("preview", 0);
         a.EnsureAllUsed();
         if (options.Layers < 1 || options.Width % options.Heads != 0) throw new RomeException("--width must be a multiple of --heads, and --layers at least 1.");
+        if (options.MlpFreeLayers < 0 || options.MlpFreeLayers >= options.Layers) throw new RomeException($"--mlp-free-layers must be between 0 and {options.Layers - 1}.");
 
         Directory.CreateDirectory(outDir);
         var manifestPath = Path.Combine(outDir, FactCorpus.ManifestFile);
