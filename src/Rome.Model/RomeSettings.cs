@@ -10,6 +10,11 @@ public sealed class RomeSettings
 {
     /// <summary>The model folder (Hugging Face GPT-2 layout). Default: the bundled model.</summary>
     public string ModelPath { get; set; } = "models/rome-knowing";
+    /// <summary>
+    /// More models the web app offers (name → folder, any supported family): each tab picks one; each loads on first
+    /// use. The default model (<see cref="ModelPath"/>) comes first, named by its folder.
+    /// </summary>
+    public Dictionary<string, string> Models { get; set; } = new();
     public string Device { get; set; } = "cpu";
     /// <summary>Weights' dtype: float32 (default), float16 or bfloat16.</summary>
     public string Dtype { get; set; } = "float32";
@@ -26,6 +31,11 @@ public sealed class RomeSettings
 
     public string Resolve(string path) => Path.GetFullPath(Path.Combine(BaseDirectory, path));
     public string ModelFolder => Resolve(ModelPath);
+    public string ModelName => Path.GetFileName(Path.TrimEndingDirectorySeparator(ModelFolder));
+
+    /// <summary>Every model the web app offers, the default first: (name, folder).</summary>
+    public IReadOnlyList<(string Name, string Folder)> ModelChoices() =>
+        Models.Where(m => m.Key != ModelName).Select(m => (m.Key, Resolve(m.Value))).Prepend((ModelName, ModelFolder)).ToList();
     public string DataFolder => Resolve(DataPath);
     public string CacheFolder => Resolve(CachePath);
 

@@ -13,7 +13,7 @@ builder.Configuration.AddEnvironmentVariables().AddCommandLine(args);
 var settings = new RomeSettings { BaseDirectory = rootSettings is null ? builder.Environment.ContentRootPath : Path.GetDirectoryName(rootSettings)! };
 builder.Configuration.GetSection("Rome").Bind(settings);
 builder.Services.AddSingleton(settings);
-builder.Services.AddSingleton<ModelHost>();
+builder.Services.AddSingleton<ModelLibrary>();
 builder.Services.AddSingleton<JobQueue>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<JobQueue>());
 builder.Services.AddScoped<UserSession>();
@@ -32,8 +32,8 @@ app.UseAntiforgery();
 app.MapStaticAssets();
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 
-// Load the model before the first request, so the first visitor does not wait for it.
-_ = app.Services.GetRequiredService<ModelHost>().Model;
+// Load the default model before the first request, so the first visitor does not wait for it; others load on first use.
+_ = app.Services.GetRequiredService<ModelLibrary>().Default.Model;
 
 app.Run();
 

@@ -12,15 +12,16 @@ namespace Rome.Web.Tests;
 public class ComponentTests : IAsyncLifetime
 {
     private readonly BunitContext _ctx = new();
-    private ModelHost? _host;
+    private ModelLibrary? _library;
 
     public Task InitializeAsync()
     {
         var root = Path.GetDirectoryName(RomeSettings.FindUpwards(AppContext.BaseDirectory))!;
         var settings = RomeSettings.FromFile(Path.Combine(root, "appsettings.json"));
-        _host = new ModelHost(settings, NullLogger<ModelHost>.Instance);
+        _library = new ModelLibrary(settings, NullLogger<ModelHost>.Instance);
         _ctx.Services.AddSingleton(settings);
-        _ctx.Services.AddSingleton(_host);
+        _ctx.Services.AddSingleton(_library);
+        _ctx.Services.AddScoped<UserSession>();
         _ctx.Services.AddMudServices();
         _ctx.JSInterop.Mode = JSRuntimeMode.Loose;
         return Task.CompletedTask;
@@ -29,7 +30,7 @@ public class ComponentTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _ctx.DisposeAsync();
-        _host?.Dispose();
+        _library?.Dispose();
     }
 
     [Fact]
@@ -46,9 +47,26 @@ public class ComponentTests : IAsyncLifetime
     [Fact]
     public void HomeShowsTheLoadErrorWhenTheModelCannotLoad()
     {
-        var broken = new ModelHost(new RomeSettings { ModelPath = "/nonexistent/model" }, NullLogger<ModelHost>.Instance);
+        using var broken = new ModelLibrary(new RomeSettings { ModelPath = "/nonexistent/model" }, NullLogger<ModelHost>.Instance);
         _ctx.Services.AddSingleton(broken);
         var home = _ctx.Render<Home>();
         Assert.Contains("does not exist", home.Find("[data-testid=model-error]").TextContent);
+    }
+
+    /// <summary>A tab's edits belong to the model they were made on: switching model shows that model's own stack.</summary>
+    [Fact]
+    public void EachModelKeepsItsOwnEditStackInATab()
+    {
+        using var user = new UserSession(_library!);
+        Assert.Equal(["rome-knowing", "rome-tiny"], user.Models.Select(m => m.Name).Take(2));
+        var knowing = user.Edits;
+        Assert.Same(knowing.Model, user.Host.Require());
+        user.SelectModel("rome-tiny");
+        Assert.Equal("rome-tiny", user.Host.Name);
+        Assert.NotSame(knowing, user.Edits);
+        Assert.Equal("rome-tiny", user.Edits.Model.Name);
+        user.SelectModel("rome-knowing");
+        Assert.Same(knowing, user.Edits);
+        Assert.Throws<RomeException>(() => user.SelectModel("no-such-model"));
     }
 }

@@ -19,7 +19,7 @@ public sealed class WebAppFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Rome:Workers", "1"));
+        _factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b => b.UseSetting("Rome:Workers", "1").UseSetting("Rome:Models:broken-model", "/nonexistent/model"));
         _factory.UseKestrel(o => o.Listen(System.Net.IPAddress.Loopback, 0));
         _factory.StartServer();
         BaseUrl = _factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses

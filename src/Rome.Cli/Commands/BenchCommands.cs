@@ -27,7 +27,8 @@ internal static class BenchCommands
         var json = a.Flag("json");
         var batch = a.Int("batch", 8);
         var tokens = a.Int("tokens", 0);
-        using var lm = Common.LoadModel(a);
+        var shape = a.Get("random");
+        using var lm = shape is null ? Common.LoadModel(a) : RandomModel(shape);
         a.EnsureAllUsed();
         var c = lm.Config;
         var length = tokens > 0 ? Math.Min(tokens, c.Positions) : Math.Min(64, c.Positions);
@@ -42,7 +43,7 @@ internal static class BenchCommands
             runs++;
         }
         var seconds = clock.Elapsed.TotalSeconds / runs;
-        var perToken = 2.0 * (c.Layers * (12.0 * c.Embd * c.Embd) + c.Embd * (double)c.VocabSize) + c.Layers * 2.0 * length * c.Embd;
+        var perToken = 2.0 * lm.ParameterCount + c.Layers * 2.0 * length * c.Heads * c.HeadDim;
         var result = new
         {
             model = lm.Name, batch, tokens = length, secondsPerForward = seconds,
@@ -53,14 +54,37 @@ internal static class BenchCommands
         return 0;
     }
 
-    /// <summary>A GPT-2-small-shaped model (12 layers, width 768) with random weights, for shape-realistic timings.</summary>
-    internal static LanguageModel RandomGpt2Small()
+    /// <summary>
+    /// The shapes of public checkpoints, with random weights, made here (nothing is downloaded), for shape-realistic
+    /// timings: GPT-2 small, Pythia-160M (GPT-NeoX) and Qwen2.5-0.5B. Their vocabularies hold GPT-2's, so its
+    /// tokenizer drives them all.
+    /// </summary>
+    private static readonly Dictionary<string, ModelConfig> RandomShapes = new()
     {
-        var model = new DecoderModel(ModelConfig.Gpt2(12, 768, 12, 1024));
+        ["gpt2-small"] = ModelConfig.Gpt2(12, 768, 12, 1024),
+        ["pythia-160m"] = new ModelConfig
+        {
+            Family = ModelFamily.GptNeoX, ModelType = "gpt_neox", VocabSize = 50304, Positions = 2048, Embd = 768, Layers = 12, Heads = 12,
+            KvHeads = 12, HeadDim = 64, Inner = 3072, Activation = "gelu", Residual = Residual.Parallel, RotaryDims = 16, TiedEmbeddings = false, EosTokenId = 0,
+        },
+        ["qwen2.5-0.5b"] = new ModelConfig
+        {
+            Family = ModelFamily.Qwen2, ModelType = "qwen2", VocabSize = 151936, Positions = 32768, Embd = 896, Layers = 24, Heads = 14,
+            KvHeads = 2, HeadDim = 64, Inner = 4864, NormEpsilon = 1e-6, RmsNorm = true, Activation = "silu", GatedMlp = true, RotaryDims = 64,
+            RotaryBase = 1e6, AttnOutBias = false, MlpBias = false, TiedEmbeddings = true, EosTokenId = 151643,
+        },
+    };
+
+    /// <summary>A model of one of <see cref="RandomShapes"/> with random weights.</summary>
+    internal static LanguageModel RandomModel(string shape)
+    {
+        if (!RandomShapes.TryGetValue(shape, out var config))
+            throw new RomeException($"Unknown shape '{shape}' ({string.Join(", ", RandomShapes.Keys)}).");
+        var model = new DecoderModel(config);
         model.InitializeWeights(0);
         model.eval();
         foreach (var p in model.parameters()) p.requires_grad = false;
-        return new LanguageModel(model, TextTokenizer.Gpt2(), "gpt2-small-random", "random");
+        return new LanguageModel(model, TextTokenizer.Gpt2(), shape + "-random", "random");
     }
 
     /// <summary>
@@ -73,9 +97,12 @@ internal static class BenchCommands
         var naiveToo = !a.Flag("skip-naive");
         var samples = a.Int("samples", 10);
         var repeats = Math.Max(1, a.Int("repeats", 1));
+        var kinds = a.Get("kinds", "hidden,mlp,attn").Split(',').Select(k => Enum.TryParse<TraceKind>(k, ignoreCase: true, out var kind) ? kind
+            : throw new RomeException($"Unknown kind '{k}' (hidden, mlp, attn).")).ToArray();
+        var shape = a.Get("random", "gpt2-small");
         using var bundled = Common.LoadModel(a);
         a.EnsureAllUsed();
-        using var small = RandomGpt2Small();
+        using var small = RandomModel(shape);
         const string prompt = "The Space Needle is located in the city of";
         const string subject = "Space Needle";
         var rows = new List<object>();
@@ -84,7 +111,7 @@ internal static class BenchCommands
             var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(lm, [subject]);
             var trace = new CausalTrace(lm);
             double fastTotal = 0, naiveTotal = 0;
-            foreach (var kind in new[] { TraceKind.Hidden, TraceKind.Mlp, TraceKind.Attn })
+            foreach (var kind in kinds)
             {
                 var request = new TraceRequest { Prompt = prompt, Subject = subject, Kinds = [kind], Samples = samples };
                 var (fast, fastSeconds) = Best(repeats, () => TraceResult.Collect(trace.Run(request, noise, cancel)));
@@ -99,7 +126,7 @@ internal static class BenchCommands
                 naiveTotal += naiveSeconds ?? 0;
                 rows.Add(Row(lm, fast.Setup.Tokens.Length, kind.ToString(), fastSeconds, naiveSeconds, maxDiff, json));
             }
-            rows.Add(Row(lm, 10, "all", fastTotal, naiveToo ? naiveTotal : null, null, json));
+            if (kinds.Length > 1) rows.Add(Row(lm, 10, "all", fastTotal, naiveToo ? naiveTotal : null, null, json));
         }
         if (json) Out.WriteJson(rows);
         return 0;
@@ -131,15 +158,16 @@ internal static class BenchCommands
     {
         var json = a.Flag("json");
         var repeats = a.Int("repeats", 3);
+        var shape = a.Get("random", "gpt2-small");
         using var bundled = Common.LoadModel(a);
         a.EnsureAllUsed();
-        using var small = RandomGpt2Small();
+        using var small = RandomModel(shape);
         var corpus = CovarianceStatistics.DefaultCorpus(bundled).ToList();
         var request = new EditRequest("{} is located in the city of", "The Space Needle", "Paris");
         var rows = new List<object>();
         foreach (var lm in new[] { bundled, small })
         {
-            var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Layers);
+            var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
             using var c = CovarianceStatistics.Compute(lm, hp.Layer, corpus, lm == bundled ? hp.CovarianceTokens : 20_000, cancel: cancel);
             var editor = new RomeEditor(lm, hp);
             using (editor.Compute(request, () => c, cancel: cancel)) { } // warm-up

@@ -10,7 +10,7 @@ internal static class EditCommands
     /// <summary>Hyper-parameters: --hparams FILE, else the model folder's rome-hparams.json, else defaults; --layer overrides.</summary>
     private static RomeHyperParameters HyperParameters(CliArgs a, LanguageModel lm)
     {
-        var hp = a.Get("hparams") is { } file ? RomeHyperParameters.Load(file) : RomeHyperParameters.ForModel(lm.Folder, lm.Layers);
+        var hp = a.Get("hparams") is { } file ? RomeHyperParameters.Load(file) : RomeHyperParameters.ForModel(lm.Folder, lm.Config);
         if (a.Has("layer")) hp = hp with { Layer = a.Int("layer", hp.Layer) };
         if (a.Flag("identity-covariance")) hp = hp with { Covariance = "identity" };
         if (hp.Layer < 0 || hp.Layer >= lm.Layers) throw new RomeException($"--layer {hp.Layer} is out of range (0..{lm.Layers - 1}).");

@@ -39,7 +39,7 @@ internal static class EvalCommands
         var layersText = a.Get("layers");
         var outDir = Path.GetFullPath(a.Get("out", Path.Combine("eval", method)));
         using var lm = Common.LoadModel(a);
-        var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Layers);
+        var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
         if (a.Has("layer")) hp = hp with { Layer = a.Int("layer", hp.Layer) };
         if (a.Has("ft-constraint")) hp = hp with { FineTuneConstraint = a.Double("ft-constraint", hp.FineTuneConstraint) };
         if (a.Has("kn-scale")) hp = hp with { KnowledgeNeuronsScale = a.Double("kn-scale", hp.KnowledgeNeuronsScale) };

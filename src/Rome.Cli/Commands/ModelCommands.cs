@@ -15,8 +15,10 @@ internal static class ModelCommands
         var facts = Rome.Model.Training.FactCorpus.ForModel(lm.Folder);
         var info = new
         {
-            name = lm.Name, folder = lm.Folder, architecture = "GPT-2", parameters = lm.ParameterCount,
-            layers = c.Layers, width = c.Embd, heads = c.Heads, mlpWidth = c.Inner, context = c.Positions,
+            name = lm.Name, folder = lm.Folder, architecture = c.FamilyName, parameters = lm.ParameterCount,
+            layers = c.Layers, width = c.Embd, heads = c.Heads, keyValueHeads = c.KvHeads, mlpWidth = c.Inner, context = c.Positions,
+            positions = c.LearnedPositions ? "learned" : $"rotary on {c.RotaryDims} of {c.HeadDim} dimensions per head",
+            editSite = c.NativeEditSite("L"),
             vocabulary = c.VocabSize, fingerprint = lm.Fingerprint, device = lm.Device.ToString(),
             trainedFacts = facts?.Facts.Count,
         };
@@ -24,7 +26,9 @@ internal static class ModelCommands
         else
         {
             Console.WriteLine($"{info.name} ({info.folder})");
-            Console.WriteLine($"  GPT-2, {info.parameters:N0} parameters: {c.Layers} layers, width {c.Embd}, {c.Heads} heads, MLP {c.Inner}, context {c.Positions}, vocabulary {c.VocabSize}");
+            Console.WriteLine($"  {info.architecture}, {info.parameters:N0} parameters: {c.Layers} layers, width {c.Embd}, {c.Heads} heads"
+                + (c.KvHeads != c.Heads ? $" ({c.KvHeads} for keys and values)" : "") + $", MLP {c.Inner}, context {c.Positions}, vocabulary {c.VocabSize}");
+            Console.WriteLine($"  positions {info.positions}; ROME edits {info.editSite}");
             Console.WriteLine($"  weights fingerprint {info.fingerprint}, device {info.device}" + (facts is null ? "" : $", trained on {facts.Facts.Count} facts"));
         }
         return 0;

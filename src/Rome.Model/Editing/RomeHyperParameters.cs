@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Rome.Model.Modeling;
 
 namespace Rome.Model.Editing;
 
@@ -65,12 +66,23 @@ public sealed record RomeHyperParameters
         catch (JsonException e) { throw new RomeException($"{path} is not valid: {e.Message}"); }
     }
 
-    /// <summary>The model folder's <c>rome-hparams.json</c>, else the defaults (GPT-2 XL's for a 48-layer model).</summary>
-    public static RomeHyperParameters ForModel(string folder, int layers)
+    /// <summary>
+    /// The model folder's <c>rome-hparams.json</c>, else published values for the model's family: the paper's files
+    /// for GPT-2 XL (layer 17 of 48) and GPT-J (layer 5 of 28, otherwise the same values); EasyEdit's Llama-2-7B file
+    /// for Llama, Mistral and Qwen2 (layer 5 of 32, 25 steps, weight decay 1e-3). A model of another depth edits the
+    /// layer at the same relative depth; its own traced site (<c>rome trace-avg</c>) is the better choice.
+    /// </summary>
+    public static RomeHyperParameters ForModel(string folder, ModelConfig config)
     {
         var path = Path.Combine(folder, FileName);
         if (File.Exists(path)) return Load(path);
-        return layers == 48 ? Gpt2Xl : new RomeHyperParameters { Layer = Math.Max(0, (int)Math.Round(layers * 17 / 48.0)) };
+        int Scaled(int layer, int of) => Math.Clamp((int)Math.Round(config.Layers * layer / (double)of), 0, config.Layers - 1);
+        return config.Family switch
+        {
+            ModelFamily.GptJ => new RomeHyperParameters { Layer = Scaled(5, 28) },
+            ModelFamily.Llama or ModelFamily.Qwen2 => new RomeHyperParameters { Layer = Scaled(5, 32), Steps = 25, WeightDecay = 1e-3 },
+            _ => new RomeHyperParameters { Layer = Scaled(17, 48) },
+        };
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);

@@ -63,6 +63,25 @@ public sealed record ModelConfig
 
     public bool LearnedPositions => RotaryDims == 0;
 
+    /// <summary>The family as people write it, with the config's own type when it differs: "Llama (mistral)".</summary>
+    public string FamilyName
+    {
+        get
+        {
+            var name = Family switch { ModelFamily.Gpt2 => "GPT-2", ModelFamily.GptJ => "GPT-J", ModelFamily.GptNeoX => "GPT-NeoX", ModelFamily.Llama => "Llama", _ => "Qwen2" };
+            return ModelType is "gpt2" or "gptj" or "gpt_neox" or "llama" or "qwen2" ? name : $"{name} ({ModelType})";
+        }
+    }
+
+    /// <summary>The edit site's name in the family's own checkpoint (ROME's rewrite module), for layer <paramref name="layer"/> ("5", or "L").</summary>
+    public string NativeEditSite(string layer) => Family switch
+    {
+        ModelFamily.Gpt2 => $"h.{layer}.mlp.c_proj",
+        ModelFamily.GptJ => $"transformer.h.{layer}.mlp.fc_out",
+        ModelFamily.GptNeoX => $"gpt_neox.layers.{layer}.mlp.dense_4h_to_h",
+        _ => $"model.layers.{layer}.mlp.down_proj",
+    };
+
     public const string Supported = "gpt2, gptj, gpt_neox, llama (and mistral), qwen2";
 
     /// <summary>GPT-2 of the given size, as <c>rome train</c> makes it.</summary>

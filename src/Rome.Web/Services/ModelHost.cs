@@ -7,21 +7,23 @@ using TorchSharp;
 namespace Rome.Web.Services;
 
 /// <summary>
-/// The one model every session shares, loaded once at start-up from Rome:ModelPath. Sessions never change
-/// its weights: their edits are overlays passed into each forward pass.
+/// One model every session shares (<see cref="ModelLibrary"/> holds them all), loaded when first used. Sessions never
+/// change its weights: their edits are overlays passed into each forward pass.
 /// </summary>
 public sealed class ModelHost : IDisposable
 {
     private readonly Lazy<LanguageModel?> _model;
 
-    public ModelHost(RomeSettings settings, ILogger<ModelHost> log)
+    public ModelHost(RomeSettings settings, ILogger<ModelHost> log) : this(settings.ModelName, settings.ModelFolder, settings, log) { }
+
+    public ModelHost(string name, string folder, RomeSettings settings, ILogger<ModelHost> log)
     {
-        Settings = settings;
+        (Name, Folder, Settings) = (name, folder, settings);
         _model = new Lazy<LanguageModel?>(() =>
         {
             try
             {
-                var lm = LanguageModel.Load(settings.ModelFolder, settings.Device, settings.Dtype);
+                var lm = LanguageModel.Load(folder, settings.Device, settings.Dtype);
                 _facts = FactCorpus.ForModel(lm.Folder);
                 log.LogInformation("Loaded model {Name} from {Folder} ({Parameters:N0} parameters)", lm.Name, lm.Folder, lm.ParameterCount);
                 return lm;
@@ -35,7 +37,16 @@ public sealed class ModelHost : IDisposable
         });
     }
 
+    /// <summary>The name tabs choose it by (Rome:Models' key, or the default model's folder name).</summary>
+    public string Name { get; }
+    public string Folder { get; }
     public RomeSettings Settings { get; }
+
+    /// <summary>Whether the model has been loaded (or failed to load): until then it takes no memory.</summary>
+    public bool IsLoaded => _model.IsValueCreated;
+
+    /// <summary>Bytes the loaded model's weights take (0 before it is loaded or when it failed).</summary>
+    public long MemoryBytes => IsLoaded && _model.Value is { } lm ? lm.Model.parameters().Sum(p => p.numel() * p.element_size()) : 0;
 
     /// <summary>The shared model, or null when it could not be loaded (see <see cref="LoadError"/>).</summary>
     public LanguageModel? Model => _model.Value;
