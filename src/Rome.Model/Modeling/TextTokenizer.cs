@@ -39,7 +39,12 @@ public sealed class TextTokenizer
         if (File.Exists(Path.Combine(folder, TokenizerJson.File)))
         {
             var (loaded, bos) = TokenizerJson.Load(folder);
-            var largest = loaded is BpeTokenizer bpe ? bpe.Vocabulary.Values.Concat(bpe.SpecialTokens?.Values ?? []).Max() : 0;
+            var largest = loaded switch
+            {
+                BpeTokenizer bpe => bpe.Vocabulary.Values.Concat(bpe.SpecialTokens?.Values ?? []).Max(),
+                SentencePieceTokenizer sp => sp.Vocabulary.Values.Max(),
+                _ => 0,
+            };
             tokenizer = new(loaded, largest, bos);
         }
         else if (File.Exists(vocab) && File.Exists(merges))
@@ -56,18 +61,30 @@ public sealed class TextTokenizer
         return tokenizer;
     }
 
-    /// <summary>The tokens of a piece of text (no beginning-of-text token).</summary>
-    public int[] Encode(string text) => _tokenizer.EncodeToIds(text).ToArray();
+    /// <summary>
+    /// The tokens of a piece of text (no beginning-of-text token), as they are inside a prompt: " Paris" is one token
+    /// "Ġ" + "Paris" in byte-level BPE, and "▁Paris" in SentencePiece, whose dummy prefix stands for the space (so
+    /// the space is not encoded twice).
+    /// </summary>
+    public int[] Encode(string text) =>
+        _tokenizer.EncodeToIds(_tokenizer is SentencePieceTokenizer { AddDummyPrefix: true } && text.StartsWith(' ') ? text[1..] : text).ToArray();
 
     /// <summary>The tokens of a whole prompt: <see cref="BeginningOfText"/> (if any), then the text's.</summary>
-    public int[] EncodePrompt(string text) => BeginningOfText is { } bos ? [bos, .. Encode(text)] : Encode(text);
+    public int[] EncodePrompt(string text)
+    {
+        var ids = _tokenizer.EncodeToIds(text).ToArray();
+        return BeginningOfText is { } bos ? [bos, .. ids] : ids;
+    }
 
     /// <summary>A prompt's tokens (as <see cref="EncodePrompt"/>) with each token's [start, end) character range in <paramref name="text"/>.</summary>
     public (int[] Ids, (int Start, int End)[] Offsets) EncodeWithOffsets(string text)
     {
         var tokens = _tokenizer.EncodeToTokens(text, out _);
         var ids = tokens.Select(t => t.Id).ToArray();
-        var offsets = tokens.Select(t => (t.Offset.Start.GetOffset(text.Length), t.Offset.End.GetOffset(text.Length))).ToArray();
+        // SentencePiece reports offsets in its normalised text, which starts with the "▁" of a dummy space.
+        var shift = _tokenizer is SentencePieceTokenizer { AddDummyPrefix: true } ? 1 : 0;
+        var length = text.Length + shift;
+        var offsets = tokens.Select(t => (Math.Max(0, t.Offset.Start.GetOffset(length) - shift), Math.Max(0, t.Offset.End.GetOffset(length) - shift))).ToArray();
         return BeginningOfText is { } bos ? ([bos, .. ids], [(0, 0), .. offsets]) : (ids, offsets);
     }
 

@@ -5,14 +5,16 @@ using Microsoft.ML.Tokenizers;
 namespace Rome.Model.Modeling;
 
 /// <summary>
-/// Reads a Hugging Face <c>tokenizer.json</c> (with <c>tokenizer_config.json</c> beside it) into Microsoft.ML.Tokenizers'
-/// byte-level BPE: GPT-2's, GPT-J's, NeoX's, Qwen2's and Llama 3's tokenizers are of this kind, differing in their
-/// vocabulary, merges, special tokens and the regular expression that splits text into words before BPE.
+/// Reads a Hugging Face <c>tokenizer.json</c> (with <c>tokenizer_config.json</c> beside it) into Microsoft.ML.Tokenizers:
+/// byte-level BPE (GPT-2, GPT-J, NeoX, Qwen2, Llama 3), which differ in their vocabulary, merges, special tokens and the
+/// regular expression that splits text into words before BPE; or SentencePiece BPE with byte fallback (Llama 2,
+/// Mistral), read from the <c>tokenizer.model</c> beside it.
 /// </summary>
 public static class TokenizerJson
 {
     public const string File = "tokenizer.json";
     public const string ConfigFile = "tokenizer_config.json";
+    public const string SentencePieceFile = "tokenizer.model";
 
     /// <summary>GPT-2's split, used when a byte-level pre-tokenizer has no pattern of its own.</summary>
     private const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
@@ -30,15 +32,23 @@ public static class TokenizerJson
             var model = json["model"]?.AsObject() ?? throw new RomeException($"{path} has no model.");
             var type = (string?)model["type"];
             if (type != "BPE") throw new RomeException($"{path}: a {type ?? "missing"} tokenizer model is not supported (byte-level BPE is).");
-            var preTokenizers = Flatten(json["pre_tokenizer"]).ToList();
-            if (!preTokenizers.Any(p => (string?)p["type"] == "ByteLevel"))
-                throw new RomeException($"{path}: only byte-level BPE tokenizers are supported so far (GPT-2, GPT-J, NeoX, Qwen2, Llama 3); SentencePiece-style ones (Llama 2, Mistral) are not.");
-
-            var vocabulary = model["vocab"]!.AsObject().Select(kv => new KeyValuePair<string, int>(kv.Key, (int)kv.Value!)).ToList();
-            var merges = model["merges"]?.AsArray().Select(m => m is JsonArray pair ? $"{pair[0]} {pair[1]}" : (string)m!).ToList() ?? [];
             var special = (json["added_tokens"]?.AsArray() ?? [])
                 .Where(t => (bool?)t!["special"] == true)
                 .ToDictionary(t => (string)t!["content"]!, t => (int)t!["id"]!);
+            var preTokenizers = Flatten(json["pre_tokenizer"]).ToList();
+            if (!preTokenizers.Any(p => (string?)p["type"] == "ByteLevel"))
+            {
+                // SentencePiece-style BPE ("▁" for spaces, byte fallback): Microsoft.ML.Tokenizers reads it from the
+                // SentencePiece model file that such folders carry beside tokenizer.json.
+                var modelFile = Path.Combine(folder, SentencePieceFile);
+                if (!System.IO.File.Exists(modelFile))
+                    throw new RomeException($"{path} describes a SentencePiece-style tokenizer (Llama 2, Mistral): it needs {SentencePieceFile} beside it.");
+                using var stream = System.IO.File.OpenRead(modelFile);
+                return (SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false), BeginningOfText(folder, json, special));
+            }
+
+            var vocabulary = model["vocab"]!.AsObject().Select(kv => new KeyValuePair<string, int>(kv.Key, (int)kv.Value!)).ToList();
+            var merges = model["merges"]?.AsArray().Select(m => m is JsonArray pair ? $"{pair[0]} {pair[1]}" : (string)m!).ToList() ?? [];
             var split = preTokenizers.Where(p => (string?)p["type"] == "Split").Select(p => (string?)p["pattern"]?["Regex"]).FirstOrDefault(r => r is not null);
             var regex = new Regex(split ?? Gpt2Pattern, RegexOptions.Compiled);
             var tokenizer = BpeTokenizer.Create(new BpeOptions(vocabulary)
