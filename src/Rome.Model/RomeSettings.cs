@@ -25,6 +25,10 @@ public sealed class RomeSettings
     public int MaxPromptTokens { get; set; } = 64;
     public int MaxTraceSamples { get; set; } = 50;
     public int MaxEvalCases { get; set; } = 200;
+    /// <summary>Jobs the web app runs at once (more than one only helps with cores to spare).</summary>
+    public int Workers { get; set; } = 1;
+    /// <summary>Jobs one browser tab may have queued or running.</summary>
+    public int MaxQueuedJobsPerSession { get; set; } = 3;
 
     /// <summary>The folder the relative paths are resolved against.</summary>
     public string BaseDirectory { get; set; } = Directory.GetCurrentDirectory();

@@ -46,7 +46,7 @@ public class ModelTests : IDisposable
         using var scope = NewDisposeScope();
         Tensor? resid0 = null;
         var full = _lm.Model.Forward(_lm.Ids(Ids), new Interventions().Capture(HookPoint.Resid(0), t => resid0 = t));
-        var rest = _lm.Model.ForwardFrom(1, resid0!);
+        var rest = _lm.Model.Forward(resid0!, startAtLayer: 1);
         Assert.True(full.allclose(rest, atol: 1e-5));
     }
 

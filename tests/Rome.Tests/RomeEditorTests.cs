@@ -21,7 +21,8 @@ public class RomeEditorTests : IDisposable
         var c = a.matmul(a.t()) / input + eye(input, dtype: float64) * 0.1;   // symmetric positive definite
         var kStar = randn(input, dtype: float64);
         var vStar = randn(output, dtype: float64);
-        var overlay = RomeEditor.Update("h.0.mlp.c_proj", c, kStar, vStar - kStar.matmul(w));
+        // compute_u's direction, then the update that maps k* (here also the prompt's own key) onto v*.
+        var overlay = RomeEditor.Update("h.0.mlp.c_proj", RomeEditor.Direction(c, kStar), kStar, vStar - kStar.matmul(w));
         var edited = w + overlay.Dense();
 
         Assert.True(kStar.matmul(edited).allclose(vStar, atol: 1e-4), "W'k* must equal v*");
@@ -30,6 +31,47 @@ public class RomeEditorTests : IDisposable
         var k = randn(input, dtype: float64);
         k = k - u * (u.dot(k) / u.dot(u));
         Assert.True(k.matmul(edited).allclose(k.matmul(w), atol: 1e-6), "keys with uᵀk = 0 must be unchanged");
+    }
+
+    /// <summary>The paper's steps as values: k* is the mean key of the rewriting prompts, and v* is what the edited layer outputs for the prompt.</summary>
+    [Fact]
+    public void KStarIsTheMeanKey_AndTheEditedLayerOutputsVStarForThePrompt()
+    {
+        var hp = new RomeHyperParameters { Layer = 1, Steps = 10, ContextTemplateLengthParams = [[5, 2]] };
+        var editor = new RomeEditor(_lm, hp);
+        var request = new EditRequest("{} is located in the city of", "The Eiffel Tower", "Rome");
+        using var scope = NewDisposeScope();
+        var rewriting = editor.ContextTemplates().Select(t => editor.Fill(t, request)).ToList();
+        var key = editor.ComputeKey(rewriting, []);
+        var keys = rewriting.Select(p =>
+        {
+            var cache = _lm.Model.RunWithCache(_lm.Ids(_lm.Encode(p.Text)), [HookPoint.MlpKey(1)]);
+            return cache[HookPoint.MlpKey(1)][0, p.LastSubjectToken];
+        }).ToList();
+        Assert.True(key.KStar.allclose(stack(keys).mean([0]), atol: 1e-5), "k* is the mean of the prompts' keys");
+        Assert.True(key.KPrompt.allclose(keys[0], atol: 1e-6), "the first rewriting prompt is the bare prompt");
+
+        var value = editor.ComputeValue(request, rewriting, _lm.Tokenizer.Encode(" Rome"), [], null, default);
+        Assert.True(value.Updates > 0);
+        var overlay = RomeEditor.Update(editor.Module, RomeEditor.Direction(null, key.KStar), key.KPrompt, value.VStar - value.V0);
+        var output = _lm.Model.RunWithCache(_lm.Ids(_lm.Encode(request.Filled)), [HookPoint.Mlp(1)], new Interventions { Overlays = [overlay] })[HookPoint.Mlp(1)];
+        Assert.True(output[0, rewriting[0].LastSubjectToken].allclose(value.VStar, atol: 1e-4), "W'k = v* at the prompt's subject");
+    }
+
+    /// <summary>A hook added to <see cref="Interventions.None"/> or to a caller's interventions by RunWithCache is never seen by another call.</summary>
+    [Fact]
+    public void HooksNeverLeakIntoOtherCalls()
+    {
+        using var scope = NewDisposeScope();
+        var ids = _lm.Ids(_lm.Encode("The Eiffel Tower is in"));
+        var clean = _lm.Model.Forward(ids);
+        Interventions.None.Hook(HookPoint.Resid(0), x => x * 0);
+        Assert.True(_lm.Model.Forward(ids).eq(clean).all().item<bool>());
+        var mine = new Interventions();
+        _lm.Model.RunWithCache(ids, [HookPoint.Resid(1)], mine);
+        var seen = 0;
+        _lm.Model.Forward(ids, mine.Hook(HookPoint.Resid(1), x => { seen++; return x; }));
+        Assert.Equal(1, seen); // only its own hook ran: RunWithCache added nothing to it
     }
 
     [Fact]

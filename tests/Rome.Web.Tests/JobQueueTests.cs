@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Rome.Model;
 using Rome.Web.Services;
@@ -7,9 +6,7 @@ namespace Rome.Web.Tests;
 
 public class JobQueueTests
 {
-    private static JobQueue Queue(int perSession = 3) => new(
-        new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Rome:Workers"] = "1", ["Rome:MaxQueuedJobsPerSession"] = perSession.ToString() }).Build(),
-        NullLogger<JobQueue>.Instance);
+    private static JobQueue Queue(int perSession = 3) => new(new RomeSettings { Workers = 1, MaxQueuedJobsPerSession = perSession }, NullLogger<JobQueue>.Instance);
 
     [Fact]
     public async Task SessionsTakeTurns_AndPositionsFollowThatOrder()

@@ -34,7 +34,6 @@ internal static class EvalCommands
         var method = a.Get("method", "rome");
         var dataset = a.Get("dataset", "bundled");
         var n = a.Int("n", 100);
-        var seed = a.Int("seed", 0);
         var noGeneration = a.Flag("no-generation");
         var layersText = a.Get("layers");
         var outDir = Path.GetFullPath(a.Get("out", Path.Combine("eval", method)));
@@ -72,7 +71,7 @@ internal static class EvalCommands
             var results = evaluator.Run(cases, method, Path.Combine(dir, "cases.jsonl"),
                 new Progress<(int Done, int Total)>(p => Out.Progress(p.Done / (double)p.Total, $"layer {layer}: case {p.Done}/{p.Total}", DateTime.UtcNow - started)), cancel);
             var summary = CounterFactMetrics.Summarise(layers.Count > 1 ? $"{method} @ layer {layer}" : method, results);
-            File.WriteAllText(Path.Combine(dir, "summary.json"), System.Text.Json.JsonSerializer.Serialize(new { summary, dataset = path, seed, layer = method == "kn" ? null : (int?)layer }, Out.Json));
+            File.WriteAllText(Path.Combine(dir, "summary.json"), System.Text.Json.JsonSerializer.Serialize(new { summary, dataset = path, layer = method == "kn" ? null : (int?)layer }, Out.Json));
             File.WriteAllText(Path.Combine(dir, "summary.md"), Table([summary]));
             File.WriteAllText(Path.Combine(dir, "summary.csv"), Csv([summary]));
             File.WriteAllText(Path.Combine(dir, "summary.html"), SummaryChart(summary, lm.Name));

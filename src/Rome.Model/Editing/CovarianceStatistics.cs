@@ -89,11 +89,9 @@ public static class CovarianceStatistics
             var ids = lm.Padded(batch);
             using var lengths = tensor(batch.Select(b => (long)b.Length).ToArray(), device: lm.Device);
             var valid = arange(ids.shape[1], device: lm.Device).unsqueeze(0) < lengths.unsqueeze(1);
-            Tensor? keys = null;
-            // Only the blocks up to the layer are needed: stop the pass there.
-            var iv = new Interventions().Hook(HookPoint.MlpKey(layer), k => { keys = k.detach().clone().MoveToOuterDisposeScope(); throw new StopForward(); });
-            try { lm.Model.Forward(ids, iv); } catch (StopForward) { }
-            var rows = keys!.reshape(-1, width)[valid.flatten()].to(float64);
+            // Only the blocks up to the layer run.
+            var keys = lm.Model.RunWithCache(ids, [HookPoint.MlpKey(layer)])[HookPoint.MlpKey(layer)];
+            var rows = keys.reshape(-1, width)[valid.flatten()].to(float64);
             sum.add_(rows.t().matmul(rows));
             count += rows.shape[0];
             progress?.Report(Math.Min(1, count / (double)maxTokens));
@@ -102,6 +100,4 @@ public static class CovarianceStatistics
         if (count == 0) throw new RomeException("The corpus for C has no text.");
         return sum.div_(count);
     }
-
-    private sealed class StopForward : Exception;
 }

@@ -84,48 +84,72 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         if (length + prefix > lm.Config.Positions)
             throw new RomeException($"The prompt and the new target are {length} tokens long, and ROME puts up to {prefix} tokens of context before them; this model reads at most {lm.Config.Positions}.");
         using var scope = NewDisposeScope();
-        var (kStar, kPrompt, delta, probability, updates) = Optimise(request, templates, targetIds, previous, progress, cancel);
-
-        var overlay = Update(Module, covariance?.Invoke(), kStar, delta, kPrompt);
-        return new AppliedEdit(request, hp.Layer, overlay, probability, updates, templates.ToArray());
+        var rewriting = templates.Select(t => Fill(t, request)).ToList();
+        var key = ComputeKey(rewriting, previous);
+        var value = ComputeValue(request, rewriting, targetIds, previous, progress, cancel);
+        var u = Direction(covariance?.Invoke(), key.KStar);
+        var overlay = Update(Module, u, key.KPrompt, value.VStar - value.V0);
+        return new AppliedEdit(request, hp.Layer, overlay, value.Probability, value.Updates, templates.ToArray());
     }
 
+    /// <summary>k* and the bare prompt's own key k (both [MLP width]).</summary>
+    public sealed record Key(Tensor KStar, Tensor KPrompt);
+
+    /// <summary>v*, the MLP output read at the bare prompt's subject v0, p(target) with v*, and the Adam updates made.</summary>
+    public sealed record Value(Tensor VStar, Tensor V0, double Probability, int Updates);
+
     /// <summary>
-    /// The rank-one update as an overlay: u = C⁻¹k* (identity C when <paramref name="c"/> is null), and
-    /// W' = W + δ uᵀ / (uᵀk) with δ = v* − W k (− b), so W'k = v* and keys with uᵀk' = 0 are unchanged.
-    /// k is <paramref name="mapped"/> when given, else k*. As in the original code, the editor maps the bare
-    /// prompt's own key (where v0 was read) exactly onto v*, while the direction u comes from the averaged k*:
-    /// with a subject at position 0 the bare prompt's key differs much from the prefixed prompts' keys, and
-    /// dividing by uᵀk* instead would scale the edit down where it matters most.
+    /// The key (the original's <c>compute_u</c>, first half): k* = (1/N) Σⱼ k(xⱼ + prompt), the input of the MLP's
+    /// output projection at the subject's last token, averaged over the <paramref name="rewriting"/> prompts (each
+    /// context template filled with the prompt; the first is the bare prompt, whose key is returned too).
     /// </summary>
-    public static RankOneOverlay Update(string module, Tensor? c, Tensor kStar, Tensor delta, Tensor? mapped = null)
+    public Key ComputeKey(IReadOnlyList<(string Text, int LastSubjectToken)> rewriting, IReadOnlyList<RankOneOverlay> previous)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var u = c is null ? kStar.clone() : linalg.solve(c.to(float64), kStar.to(float64)).to(kStar.dtype);
-        return new RankOneOverlay(module, (u / u.dot(mapped ?? kStar)).DetachFromDisposeScope(), delta.detach().clone().DetachFromDisposeScope());
+        var cache = lm.Model.RunWithCache(lm.Padded(rewriting.Select(p => lm.Encode(p.Text)).ToList()), [HookPoint.MlpKey(hp.Layer)], new Interventions { Overlays = previous });
+        var keys = cache[HookPoint.MlpKey(hp.Layer)][arange(rewriting.Count, device: lm.Device), tensor(rewriting.Select(p => (long)p.LastSubjectToken).ToArray(), device: lm.Device)];
+        return new Key(keys.mean([0]).MoveToOuterDisposeScope(), keys[0].MoveToOuterDisposeScope());
     }
 
     /// <summary>
-    /// Reads the keys and optimises v*. Returns k* (the key at the subject's last token averaged over the
-    /// rewriting prompts), the bare prompt's own key, δ = v* − v0, the target probability with that δ and the
-    /// number of Adam updates made.
-    /// The keys come from the first, unedited pass: the subject precedes the target tokens, so under causal
-    /// attention they are the keys of the prompts alone.
+    /// The direction of the update (the original's <c>compute_u</c>, second half): u = C⁻¹k*, solved rather than
+    /// inverted (C = I when <paramref name="c"/> is null).
     /// </summary>
-    private (Tensor KStar, Tensor KPrompt, Tensor Delta, double Probability, int Updates) Optimise(
-        EditRequest request, IReadOnlyList<string> templates, int[] targetIds, IReadOnlyList<RankOneOverlay> previous,
-        IProgress<EditProgress>? progress, CancellationToken cancel)
+    public static Tensor Direction(Tensor? c, Tensor kStar)
     {
-        // Rewriting prompts: each template + prompt + the target's tokens but the last (teacher forcing).
-        var rewriting = templates.Select(t => Fill(t, request)).ToList();
+        using var noGrad = no_grad();
+        return c is null ? kStar.clone() : linalg.solve(c.to(float64), kStar.to(float64)).to(kStar.dtype);
+    }
+
+    /// <summary>
+    /// The rank-one update as an overlay: W' = W + (v* − v0) uᵀ / (uᵀk), so the bare prompt's key k, whose output was
+    /// v0 = W k (+ b), now gives v*, and a key with uᵀk' = 0 is unchanged. As in the original code k is the bare
+    /// prompt's own key while u comes from the averaged k*: with a subject at position 0 the bare prompt's key differs
+    /// much from the prefixed prompts' keys, and dividing by uᵀk* instead would scale the edit down where it matters most.
+    /// </summary>
+    public static RankOneOverlay Update(string module, Tensor u, Tensor k, Tensor change)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return new RankOneOverlay(module, (u / u.dot(k)).DetachFromDisposeScope(), change.detach().clone().DetachFromDisposeScope());
+    }
+
+    /// <summary>
+    /// The value (the original's <c>compute_v</c>): v* = v0 + δ, where δ is added to the MLP output at the subject's
+    /// last token of every rewriting prompt and of the KL prompt "{subject} is a", and minimises, with Adam,
+    /// <code>L(δ) = mean NLL(target | xⱼ + prompt) + λ_KL · KL(p(· | subject is a) ‖ p₀) + λ_decay · |δ| / |v0|²</code>
+    /// with |δ| clamped to clamp · |v0| after each step.
+    /// </summary>
+    public Value ComputeValue(EditRequest request, IReadOnlyList<(string Text, int LastSubjectToken)> rewriting, int[] targetIds,
+        IReadOnlyList<RankOneOverlay> previous, IProgress<EditProgress>? progress, CancellationToken cancel)
+    {
+        // Rewriting prompts + the target's tokens but the last (teacher forcing); then the KL prompt.
         var sequences = rewriting.Select(p => lm.Encode(p.Text).Concat(targetIds[..^1]).ToArray()).ToList();
         var promptLengths = rewriting.Select(p => lm.Encode(p.Text).Length).ToList();
-        // The KL prompt: "{subject} is a", read at the subject's last token.
         var klText = $"{request.Subject} is a";
-        var klIds = lm.Encode(klText);
         var klPosition = lm.Tokenizer.FindSpan(klText, request.Subject).Last;
-        sequences.Add(klIds);
+        sequences.Add(lm.Encode(klText));
 
         var batch = sequences.Count;
         var lookup = rewriting.Select(p => (long)p.LastSubjectToken).Append(klPosition).ToArray();
@@ -145,23 +169,16 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
 
         // δ enters the residual stream additively after block L, so everything up to there is computed once
         // and each step runs only blocks L+1.. on (residual + δ at the subject's last token).
-        Tensor v0, klInit, residual, kStar, kPrompt;
+        var edits = new Interventions { Overlays = previous };
+        Tensor v0, klInit, residual;
         using (var s0 = NewDisposeScope())
         using (no_grad())
         {
-            Tensor? output = null, resid = null, keys = null;
-            var iv = new Interventions { Overlays = previous }
-                .Capture(HookPoint.MlpKey(hp.Layer), k => keys = k)
-                .Capture(HookPoint.Mlp(hp.Layer), o => output = o)
-                .Capture(HookPoint.Resid(hp.Layer), r => resid = r);
-            var hidden = lm.Model.FinalHidden(ids, iv);
-            var promptRows = arange(rewriting.Count, device: lm.Device);
-            var subjectKeys = keys![promptRows, tensor(lookup[..rewriting.Count], device: lm.Device)];
-            kStar = subjectKeys.mean([0]).MoveToOuterDisposeScope();
-            kPrompt = subjectKeys[0].MoveToOuterDisposeScope(); // templates[0] is "{}": the bare prompt
-            v0 = output![0, lookup[0]].MoveToOuterDisposeScope();
-            residual = resid!.MoveToOuterDisposeScope();
-            klInit = lm.Model.Head(hidden[batch - 1, klPosition]).log_softmax(-1).MoveToOuterDisposeScope();
+            var cache = lm.Model.RunWithCache(ids, [HookPoint.Mlp(hp.Layer), HookPoint.Resid(hp.Layer)], edits);
+            v0 = cache[HookPoint.Mlp(hp.Layer)][0, lookup[0]].MoveToOuterDisposeScope(); // rewriting[0] is the bare prompt
+            residual = cache[HookPoint.Resid(hp.Layer)].MoveToOuterDisposeScope();
+            var klResid = lm.Model.Forward(residual[(batch - 1)..], edits, startAtLayer: hp.Layer + 1, stopAtLayer: lm.Layers);
+            klInit = lm.Model.Unembed(klResid[0, klPosition]).log_softmax(-1).MoveToOuterDisposeScope();
         }
 
         var delta = new TorchSharp.Modules.Parameter(zeros(lm.Config.Embd, device: lm.Device), requires_grad: true);
@@ -179,12 +196,12 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         {
             cancel.ThrowIfCancellationRequested();
             using var s = NewDisposeScope();
-            var hidden = lm.Model.FinalHiddenFrom(hp.Layer + 1, residual + (mask * delta).to(residual.dtype), new Interventions { Overlays = previous });
-            var logProbs = lm.Model.Head(hidden[rowIndex, positionIndex]).log_softmax(-1);
+            var resid = lm.Model.Forward(residual + (mask * delta).to(residual.dtype), edits, startAtLayer: hp.Layer + 1, stopAtLayer: lm.Layers);
+            var logProbs = lm.Model.Unembed(resid[rowIndex, positionIndex]).log_softmax(-1);
             var picked = logProbs.gather(1, targetIndex.unsqueeze(1)).squeeze(1);
             // Mean over prompts of the per-token mean NLL of the target.
             var nll = -picked.sum() / (rewriting.Count * targetIds.Length);
-            var klCurrent = lm.Model.Head(hidden[batch - 1, klPosition]).log_softmax(-1);
+            var klCurrent = lm.Model.Unembed(resid[batch - 1, klPosition]).log_softmax(-1);
             var kl = hp.KlFactor * (klCurrent.exp() * (klCurrent - klInit)).sum();
             var decay = hp.WeightDecay * (delta.norm() / v0NormSquared);
             var loss = nll + kl + decay;
@@ -203,12 +220,14 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
             }
         }
         klInit.Dispose();
-        v0.Dispose();
         residual.Dispose();
-        return (kStar, kPrompt, delta.detach().clone().MoveToOuterDisposeScope(), probability, updates);
+        using var vStar = v0.to(float32) + delta.detach();
+        var result = new Value(vStar.to(v0.dtype).MoveToOuterDisposeScope(), v0.MoveToOuterDisposeScope(), probability, updates);
+        return result;
     }
 
-    private (string Text, int LastSubjectToken) Fill(string template, EditRequest request)
+    /// <summary>A context template filled with the prompt, and the position of the subject's last token in it.</summary>
+    public (string Text, int LastSubjectToken) Fill(string template, EditRequest request)
     {
         var text = template.Replace("{}", request.Filled);
         var subjectStart = template.IndexOf("{}", StringComparison.Ordinal) + request.Prompt.IndexOf("{}", StringComparison.Ordinal);

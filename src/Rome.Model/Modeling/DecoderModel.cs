@@ -44,38 +44,35 @@ public sealed class DecoderModel : nn.Module
     /// <summary>The unembedding [vocab, width]: the token embedding when tied, else the head's own weight.</summary>
     public Tensor Unembedding => lm_head?.weight ?? wte.weight!;
 
-    /// <summary>Runs the model and returns float32 logits [batch, tokens, vocab] (or [batch, 1, vocab] with
-    /// <paramref name="lastOnly"/>). With a <paramref name="cache"/>, <paramref name="ids"/> continue it.</summary>
-    public Tensor Forward(Tensor ids, Interventions? iv = null, KvCache? cache = null, bool lastOnly = false)
+    /// <summary>
+    /// Runs the model (TransformerLens' <c>model(input, start_at_layer, stop_at_layer)</c>). Without
+    /// <paramref name="startAtLayer"/>, <paramref name="input"/> is token ids [batch, tokens] (continuing
+    /// <paramref name="cache"/>, if given); with it, the residual stream entering that block [batch, tokens, width] at
+    /// positions 0... Returns float32 logits [batch, tokens, vocab] ([batch, 1, vocab] with <paramref name="lastOnly"/>),
+    /// or with <paramref name="stopAtLayer"/> the residual stream entering that block (<see cref="ModelConfig.Layers"/>:
+    /// leaving the last; <see cref="Unembed"/> turns it into logits).
+    /// </summary>
+    public Tensor Forward(Tensor input, Interventions? iv = null, KvCache? cache = null, bool lastOnly = false, int? startAtLayer = null, int? stopAtLayer = null)
     {
         using var scope = NewDisposeScope();
-        var resid = Stream(ids, iv ?? Interventions.None, cache, fromLayer: 0, input: null);
-        return Logits(resid, lastOnly).MoveToOuterDisposeScope();
+        var resid = Stream(input, iv ?? Interventions.None, cache, startAtLayer, stopAtLayer ?? Config.Layers);
+        return (stopAtLayer is null ? Unembed(lastOnly ? resid[.., ^1.., ..] : resid) : resid).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// Runs blocks <paramref name="fromLayer"/>.. on <paramref name="input"/>, the residual stream entering
-    /// that block ([batch, tokens, width], positions 0..), and returns logits. Lets callers reuse a shared lower part.
+    /// Runs the model on <paramref name="ids"/> only as far as <paramref name="points"/> need, and returns their
+    /// activations (TransformerLens' <c>run_with_cache</c>), with <paramref name="iv"/>'s hooks and edits applied; they
+    /// belong to the caller's dispose scope (or to the cache, which disposes them).
     /// </summary>
-    public Tensor ForwardFrom(int fromLayer, Tensor input, Interventions? iv = null, bool lastOnly = false)
+    public ActivationCache RunWithCache(Tensor ids, IEnumerable<HookPoint> points, Interventions? iv = null)
     {
-        using var scope = NewDisposeScope();
-        var resid = Stream(null, iv ?? Interventions.None, null, fromLayer, input);
-        return Logits(resid, lastOnly).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>The final hidden state after <c>ln_f</c> ([batch, tokens, width]): logits are <see cref="Head"/> of it.</summary>
-    public Tensor FinalHidden(Tensor ids, Interventions? iv = null)
-    {
-        using var scope = NewDisposeScope();
-        return ln_f.forward(Stream(ids, iv ?? Interventions.None, null, 0, null)).MoveToOuterDisposeScope();
-    }
-
-    /// <summary><see cref="FinalHidden"/> from the residual stream entering block <paramref name="fromLayer"/>.</summary>
-    public Tensor FinalHiddenFrom(int fromLayer, Tensor input, Interventions? iv = null)
-    {
-        using var scope = NewDisposeScope();
-        return ln_f.forward(Stream(null, iv ?? Interventions.None, null, fromLayer, input)).MoveToOuterDisposeScope();
+        var cache = new ActivationCache();
+        var capture = iv?.Copy() ?? new Interventions(); // the caller's interventions stay as they were
+        var wanted = points.ToList();
+        foreach (var point in wanted) capture.Capture(point, t => cache.Add(point, t));
+        var stop = wanted.Max(p => p == HookPoint.Embed ? 0 : p.Layer + 1);
+        using (Forward(ids, capture, stopAtLayer: stop)) { }
+        return cache;
     }
 
     /// <summary>
@@ -94,13 +91,16 @@ public sealed class DecoderModel : nn.Module
         return h[layer].Forward(x, iv ?? Interventions.None, prefix, positions, mask, outputs);
     }
 
-    /// <summary>Logits of the residual stream leaving the last block: <c>ln_f</c>, then <see cref="Head"/>.</summary>
-    public Tensor Unembed(Tensor resid) => Head(ln_f.forward(resid));
-
     /// <summary>
-    /// Logits of a <see cref="FinalHidden"/> state (after <c>ln_f</c>). Always float32, whatever the model's dtype, so
-    /// probabilities downstream keep their precision.
+    /// Logits of the residual stream leaving the last block: <c>ln_f</c>, then the unembedding. Always float32,
+    /// whatever the model's dtype, so probabilities downstream keep their precision.
     /// </summary>
+    public Tensor Unembed(Tensor resid) => Head(FinalNorm(resid));
+
+    /// <summary>The final norm <c>ln_f</c> of the residual stream leaving the last block.</summary>
+    public Tensor FinalNorm(Tensor resid) => ln_f.forward(resid);
+
+    /// <summary>Logits of a state after <see cref="FinalNorm"/> (float32).</summary>
     public Tensor Head(Tensor finalHidden)
     {
         var logits = finalHidden.matmul(Unembedding.t());
@@ -111,32 +111,33 @@ public sealed class DecoderModel : nn.Module
     private Tensor? Positions(long from, long count, Device device) =>
         _rotary is null ? null : arange(from, from + count, dtype: int64, device: device);
 
-    private Tensor Stream(Tensor? ids, Interventions iv, KvCache? cache, int fromLayer, Tensor? input)
+    /// <summary>The residual stream from the ids (<paramref name="startAtLayer"/> null) or from the stream entering a block, to the stream entering <paramref name="toLayer"/>.</summary>
+    private Tensor Stream(Tensor input, Interventions iv, KvCache? cache, int? startAtLayer, int toLayer)
     {
-        Tensor x;
-        long past = cache?.Length ?? 0, count = (ids ?? input!).shape[1];
+        var fromLayer = startAtLayer ?? 0;
+        if (fromLayer < 0 || toLayer > Config.Layers || fromLayer > toLayer)
+            throw new ArgumentOutOfRangeException(nameof(startAtLayer), $"Layers {fromLayer}..{toLayer} are not within 0..{Config.Layers}.");
+        long past = cache?.Length ?? 0, count = input.shape[1];
         if (past + count > Config.Positions)
             throw new RomeException($"The input is {past + count} tokens long; this model reads at most {Config.Positions}.");
-        if (input is null)
+        var x = input;
+        if (startAtLayer is null)
         {
-            x = wte.forward(ids!);
+            x = wte.forward(input);
             if (wpe is not null)
             {
-                using var positions = arange(past, past + count, dtype: int64, device: ids!.device);
+                using var positions = arange(past, past + count, dtype: int64, device: input.device);
                 x = x + wpe.forward(positions);
             }
             x = iv.Run(HookPoint.Embed, x);
         }
-        else x = input;
 
         var rotaryPositions = Positions(past, count, x.device);
-        for (int layer = fromLayer; layer < Config.Layers; layer++)
+        for (int layer = fromLayer; layer < toLayer; layer++)
             x = h[layer].Forward(x, iv, cache, rotaryPositions);
         if (cache is { ReadOnly: false }) cache.Length += count;
         return x;
     }
-
-    private Tensor Logits(Tensor resid, bool lastOnly) => Unembed(lastOnly ? resid[.., ^1.., ..] : resid);
 
     /// <summary>GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/√(2·layers).</summary>
     public void InitializeWeights(int seed)
@@ -396,6 +397,22 @@ public sealed class Conv1D : nn.Module
         foreach (var overlay in iv.Overlays)
             if (overlay.Module == Path) y = overlay.Apply(x, y);
         return y;
+    }
+}
+
+/// <summary>Activations by hook point, from <see cref="DecoderModel.RunWithCache"/>.</summary>
+public sealed class ActivationCache : IDisposable
+{
+    private readonly Dictionary<HookPoint, Tensor> _activations = new();
+
+    public Tensor this[HookPoint point] => _activations.TryGetValue(point, out var t) ? t
+        : throw new KeyNotFoundException($"{point} was not cached.");
+
+    internal void Add(HookPoint point, Tensor activation) => _activations[point] = activation;
+
+    public void Dispose()
+    {
+        foreach (var t in _activations.Values) t.Dispose();
     }
 }
 

@@ -51,7 +51,16 @@ public sealed class Interventions
     /// <summary>Edits to apply on the fly, in order.</summary>
     public IReadOnlyList<WeightOverlay> Overlays { get; init; } = [];
 
-    public static readonly Interventions None = new();
+    /// <summary>No hooks and no edits: a new instance each time, so a hook added to it can never reach another call.</summary>
+    public static Interventions None => new();
+
+    /// <summary>A copy with the same hooks and edits, to add hooks to without changing this one.</summary>
+    public Interventions Copy()
+    {
+        var copy = new Interventions { Overlays = Overlays };
+        foreach (var (point, hooks) in _hooks) copy._hooks[point] = [.. hooks];
+        return copy;
+    }
 
     /// <summary>
     /// Adds a hook. It receives the activation and returns the activation to continue with (the same

@@ -108,7 +108,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
 
             var (inputs, targets) = Batch(step);
-            var hidden = model.FinalHidden(inputs);
+            var hidden = model.FinalNorm(model.Forward(inputs, stopAtLayer: model.Config.Layers));
             Tensor loss;
             if (step >= fullFrom)
                 loss = nn.functional.cross_entropy(model.Head(hidden).flatten(0, 1), targets.flatten(), ignore_index: -1);

@@ -43,10 +43,10 @@ public sealed class JobQueue : BackgroundService
     private readonly ILogger<JobQueue> _log;
     private int _next;
 
-    public JobQueue(IConfiguration configuration, ILogger<JobQueue> log)
+    public JobQueue(RomeSettings settings, ILogger<JobQueue> log)
     {
-        _workers = Math.Max(1, configuration.GetValue("Rome:Workers", 1));
-        _perSession = Math.Max(1, configuration.GetValue("Rome:MaxQueuedJobsPerSession", 3));
+        _workers = Math.Max(1, settings.Workers);
+        _perSession = Math.Max(1, settings.MaxQueuedJobsPerSession);
         _log = log;
     }
 

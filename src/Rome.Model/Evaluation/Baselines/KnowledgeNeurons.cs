@@ -41,15 +41,13 @@ public static class KnowledgeNeurons
         using var scope = NewDisposeScope();
         using (no_grad())
         {
-            var capture = new Interventions().Capture(HookPoint.Embed, t => entering[0] = t);
+            var points = Enumerable.Range(0, lm.Layers).SelectMany(l => new[] { HookPoint.MlpKey(l), HookPoint.Resid(l) }).Prepend(HookPoint.Embed);
+            var cache = lm.Model.RunWithCache(ids, points);
             for (int l = 0; l < lm.Layers; l++)
             {
-                var layer = l;
-                capture.Capture(HookPoint.MlpKey(l), t => keys[layer] = t);
-                if (l + 1 < lm.Layers) capture.Capture(HookPoint.Resid(l), t => entering[layer + 1] = t);
+                keys[l] = cache[HookPoint.MlpKey(l)][0, last];
+                entering[l] = cache[l == 0 ? HookPoint.Embed : HookPoint.Resid(l - 1)];
             }
-            lm.Model.Forward(ids, capture, lastOnly: true);
-            for (int l = 0; l < lm.Layers; l++) keys[l] = keys[l][0, last];
         }
 
         using var alphas = linspace(0, 1, steps, dtype: keys[0].dtype, device: lm.Device).unsqueeze(1);
@@ -61,7 +59,7 @@ public static class KnowledgeNeurons
             // The key at the last token, scaled by each α: one batch row per step.
             var scaled = (alphas * keys[l]).detach().requires_grad_(true);
             var iv = new Interventions().Hook(HookPoint.MlpKey(l), x => cat([x[.., ..(int)last], scaled.unsqueeze(1)], 1));
-            var probs = lm.Model.ForwardFrom(l, entering[l].expand(steps, -1, -1), iv, lastOnly: true)[.., -1].softmax(-1)[.., targetToken];
+            var probs = lm.Model.Forward(entering[l].expand(steps, -1, -1), iv, lastOnly: true, startAtLayer: l)[.., -1].softmax(-1)[.., targetToken];
             probs.sum().backward();
             scores[l] = (scaled.grad!.mean([0]) * keys[l]).detach();
         }
