@@ -82,4 +82,20 @@ public class BundledModelTests : IDisposable
     }
 
     private const double MlpPeakAtLeast = 0.15;
+    /// <summary>The averaged trace kept beside the bundled model (for the Trace page) is the committed measurement.</summary>
+    [Fact]
+    public void TheAveragedTraceBesideTheModelLoads()
+    {
+        var file = Rome.Model.Tracing.AveragedTraceFile.Load(TestPaths.BundledModel);
+        Assert.NotNull(file);
+        Assert.Equal(100, file.Result.Facts);
+        Assert.Equal(3, file.Result.Kinds.Count);
+        Assert.InRange(file.Severed!.MlpShareLost, 0.10, 0.20);
+        var copy = Path.Combine(TestPaths.TempFolder(), Rome.Model.Tracing.AveragedTraceFile.FileName);
+        file.Save(copy);
+        var again = Rome.Model.Tracing.AveragedTraceFile.Load(Path.GetDirectoryName(copy)!)!;
+        Assert.Equal(file.Result.Kinds[Rome.Model.Tracing.TraceKind.Mlp][2].Mean, again.Result.Kinds[Rome.Model.Tracing.TraceKind.Mlp][2].Mean);
+        Directory.Delete(Path.GetDirectoryName(copy)!, recursive: true);
+    }
 }
+

@@ -39,6 +39,21 @@ public class TracePageTests(WebAppFixture app)
         Assert.Contains("subject=Nintendo", page.Url);
     }
 
+    /// <summary>The bundled model's averaged trace (kept beside it) is shown below a single fact's, with the severed summary.</summary>
+    [Fact]
+    public async Task TheModelsAveragedTraceIsShownBesideASingleFact()
+    {
+        var page = await app.OpenAsync("/trace");
+        var panel = page.Locator("[data-testid=trace-average]");
+        await panel.WaitForAsync();
+        Assert.Contains("100 facts", await panel.InnerTextAsync());
+        Assert.Contains("Knowing: MLP at the last subject token peaks at layer 1", await page.Locator("[data-testid=trace-average-sites]").InnerTextAsync());
+        Assert.Contains("removes 15%", (await page.Locator("[data-testid=trace-average-severed]").InnerTextAsync()).Replace(" %", "%"));
+        await page.Locator("#average-Hidden .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
+        await page.Locator("#average-severed .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
+        await panel.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "trace-average.png") });
+    }
+
     [Fact]
     public async Task LargeTypeMakesHeadingsAndTextLargerOnAProjectorScreen()
     {

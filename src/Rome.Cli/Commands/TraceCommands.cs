@@ -90,6 +90,7 @@ internal static class TraceCommands
         var factsFile = a.Get("facts");
         var outDir = Path.GetFullPath(a.Get("out", "trace-avg"));
         var severed = a.Flag("severed");
+        var save = a.Flag("save");
         using var lm = Common.LoadModel(a);
         var noise = Noise(a, lm);
         a.EnsureAllUsed();
@@ -120,6 +121,9 @@ internal static class TraceCommands
             File.WriteAllText(Path.Combine(outDir, "severed.csv"), severedSummary.ToCsv());
             File.WriteAllText(Path.Combine(outDir, "severed.json"), System.Text.Json.JsonSerializer.Serialize(severedSummary, Out.Json));
         }
+        var file = new AveragedTraceFile(result, severedSummary);
+        file.Save(Path.Combine(outDir, AveragedTraceFile.FileName));
+        if (save) file.Save(Path.Combine(lm.Folder, AveragedTraceFile.FileName));
         if (json) { Out.WriteJson(new { result, sites, severed = severedSummary }); return 0; }
         Console.WriteLine($"Average indirect effect over {result.Facts} facts (high {result.MeanHighScore:F3}, low {result.MeanLowScore:F3}); files in {outDir}");
         foreach (var (kind, buckets) in result.Kinds)

@@ -68,6 +68,32 @@ public sealed record SeveredSummary(double[] Plain, double[] NoMlp, double[] NoA
 }
 
 /// <summary>
+/// A model's averaged trace kept beside its weights (<see cref="FileName"/>), so the web app can show it next to a
+/// single fact's without tracing a hundred facts live; <c>rome trace-avg --save</c> writes it.
+/// </summary>
+public sealed record AveragedTraceFile(AverageTraceResult Result, SeveredSummary? Severed)
+{
+    public const string FileName = "averaged-trace.json";
+
+    private static readonly System.Text.Json.JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>The file beside the model in <paramref name="folder"/>, or null when there is none or it cannot be read.</summary>
+    public static AveragedTraceFile? Load(string folder)
+    {
+        var path = Path.Combine(folder, FileName);
+        if (!File.Exists(path)) return null;
+        try { return System.Text.Json.JsonSerializer.Deserialize<AveragedTraceFile>(File.ReadAllText(path), Json); }
+        catch (System.Text.Json.JsonException) { return null; }
+    }
+
+    public void Save(string path) => File.WriteAllText(path, System.Text.Json.JsonSerializer.Serialize(this, Json));
+}
+
+/// <summary>
 /// The paper's averaged causal effects (Figure 2): indirect effects of many facts, with token positions
 /// bucketed as first / middle / last subject token, first subsequent token, further tokens and last token.
 /// </summary>

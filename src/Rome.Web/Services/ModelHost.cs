@@ -1,6 +1,7 @@
 using Rome.Model;
 using Rome.Model.Editing;
 using Rome.Model.Modeling;
+using Rome.Model.Tracing;
 using Rome.Model.Training;
 using TorchSharp;
 
@@ -19,6 +20,7 @@ public sealed class ModelHost : IDisposable
     public ModelHost(string name, string folder, RomeSettings settings, ILogger<ModelHost> log)
     {
         (Name, Folder, Settings) = (name, folder, settings);
+        _averagedTrace = new(() => AveragedTraceFile.Load(folder));
         _model = new Lazy<LanguageModel?>(() =>
         {
             try
@@ -52,6 +54,10 @@ public sealed class ModelHost : IDisposable
     public LanguageModel? Model => _model.Value;
 
     public string? LoadError { get { _ = Model; return _loadError; } }
+
+    /// <summary>The model's averaged trace kept beside it (null when there is none).</summary>
+    public AveragedTraceFile? AveragedTrace => _averagedTrace.Value;
+    private readonly Lazy<AveragedTraceFile?> _averagedTrace;
 
     /// <summary>The manifest of facts the bundled model was trained on (null for other models).</summary>
     public FactCorpus? Facts { get { _ = Model; return _facts; } }
