@@ -109,7 +109,7 @@ internal static class TraceCommands
         Directory.CreateDirectory(outDir);
         File.WriteAllText(Path.Combine(outDir, "average-trace.json"), System.Text.Json.JsonSerializer.Serialize(result, Out.Json));
         File.WriteAllText(Path.Combine(outDir, "average-trace.csv"), AverageIndirectEffect.ToCsv(result));
-        File.WriteAllText(Path.Combine(outDir, "average-trace.html"), AverageIndirectEffect.ToHtml(result, lm.Name));
+        File.WriteAllText(Path.Combine(outDir, "average-trace.html"), HtmlReports.AverageTrace(result, lm.Name));
         var sites = SiteSummary.Of(result);
         File.WriteAllText(Path.Combine(outDir, "sites.json"), System.Text.Json.JsonSerializer.Serialize(sites, Out.Json));
         SeveredSummary? severedSummary = null;

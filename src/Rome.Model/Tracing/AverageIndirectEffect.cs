@@ -214,37 +214,4 @@ public static class AverageIndirectEffect
         return sb.ToString();
     }
 
-    /// <summary>A self-contained HTML page (inline SVG, no scripts) with one heatmap per kind in the paper's colours.</summary>
-    public static string ToHtml(AverageTraceResult r, string modelName)
-    {
-        var sb = new StringBuilder();
-        sb.Append($"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Average indirect effect: {Esc(modelName)}</title>");
-        sb.Append("<style>body{font-family:sans-serif;margin:2em}svg text{font-size:12px}</style></head><body>");
-        sb.Append(CultureInfo.InvariantCulture, $"<h1>Average indirect effect, {Esc(modelName)}</h1><p>{r.Facts} facts, {r.Samples} noise samples each; mean high score {r.MeanHighScore:F3}, mean low score {r.MeanLowScore:F3}. Hover a cell for its value and 95% interval.</p>");
-        foreach (var (kind, buckets) in r.Kinds)
-        {
-            var rgb = kind switch { TraceKind.Hidden => (75, 0, 130), TraceKind.Mlp => (0, 110, 40), _ => (170, 0, 0) };
-            var layers = buckets[0].Mean.Length;
-            var max = Math.Max(1e-9, buckets.SelectMany(b => b.Mean).Max());
-            int cell = 28, left = 190, top = 30;
-            sb.Append(CultureInfo.InvariantCulture, $"<h2>{kind} ({(kind == TraceKind.Hidden ? "single restored layer" : "restored window")})</h2>");
-            sb.Append(CultureInfo.InvariantCulture, $"<svg width=\"{left + layers * cell + 20}\" height=\"{top + buckets.Length * cell + 40}\">");
-            for (int b = 0; b < buckets.Length; b++)
-            {
-                sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{left - 8}\" y=\"{top + b * cell + 18}\" text-anchor=\"end\">{Esc(buckets[b].Bucket)} (n={buckets[b].Count})</text>");
-                for (int l = 0; l < layers; l++)
-                {
-                    var a = Math.Clamp(buckets[b].Mean[l] / max, 0, 1);
-                    sb.Append(CultureInfo.InvariantCulture, $"<rect x=\"{left + l * cell}\" y=\"{top + b * cell}\" width=\"{cell - 1}\" height=\"{cell - 1}\" fill=\"rgb({rgb.Item1},{rgb.Item2},{rgb.Item3})\" fill-opacity=\"{a:F3}\" stroke=\"#ddd\"><title>layer {l}: {buckets[b].Mean[l]:F4} ± {buckets[b].HalfWidth95[l]:F4}</title></rect>");
-                }
-            }
-            for (int l = 0; l < layers; l++)
-                sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{left + l * cell + cell / 2}\" y=\"{top + buckets.Length * cell + 16}\" text-anchor=\"middle\">{l}</text>");
-            sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{left + layers * cell / 2}\" y=\"{top + buckets.Length * cell + 34}\" text-anchor=\"middle\">layer</text><text x=\"{left}\" y=\"18\">darkest = {max:F3}</text></svg>");
-        }
-        sb.Append("</body></html>");
-        return sb.ToString();
-    }
-
-    private static string Esc(string s) => System.Net.WebUtility.HtmlEncode(s);
 }
