@@ -58,6 +58,25 @@ public class RomeEditorTests : IDisposable
         Assert.True(output[0, rewriting[0].LastSubjectToken].allclose(value.VStar, atol: 1e-4), "W'k = v* at the prompt's subject");
     }
 
+    /// <summary>The workflow the web page and `rome edit` share: old target from the model, before, v* steps, after, in that order.</summary>
+    [Fact]
+    public void TheEditWorkflowMeasuresBeforeEditsAndMeasuresAfter_InOrder()
+    {
+        var hp = new RomeHyperParameters { Layer = 1, Steps = 5, ContextTemplateLengthParams = [[5, 2]] };
+        var request = new EditRequest("{} is located in the city of", "The Eiffel Tower", "Rome");
+        using var session = new EditSession(_lm);
+        var updates = new List<EditUpdate>();
+        var outcome = EditWorkflow.Run(session, new RomeEditor(_lm, hp), request, [("prompt", request.Filled), ("neighbour", "The Louvre is located in the city of")], null, new SyncProgress<EditUpdate>(updates.Add));
+
+        using var next = _lm.NextTokenLogProbs(_lm.Encode(request.Filled));
+        Assert.Equal(_lm.Tokenizer.TokenText((int)next.argmax().item<long>()).Trim(), outcome.Request.OldTarget);
+        var kinds = updates.Select(u => u switch { EditMeasured { After: false } => "before", EditMeasured => "after", EditStep => "step", _ => "stage" }).ToList();
+        Assert.True(kinds.IndexOf("before") < kinds.IndexOf("step") && kinds.LastIndexOf("step") < kinds.IndexOf("after"), string.Join(",", kinds));
+        Assert.Single(session.Edits);
+        Assert.Equal(2, outcome.After.Prompts.Length);
+        Assert.True(outcome.After.Prompts[0].NewTarget > outcome.Before.Prompts[0].NewTarget);
+    }
+
     /// <summary>A hook added to <see cref="Interventions.None"/> or to a caller's interventions by RunWithCache is never seen by another call.</summary>
     [Fact]
     public void HooksNeverLeakIntoOtherCalls()

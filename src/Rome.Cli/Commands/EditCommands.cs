@@ -62,17 +62,16 @@ internal static class EditCommands
         var prompts = new List<(string Kind, string Text)> { ("prompt", request.Filled) };
         prompts.AddRange(paraphrases.Select(p => ("paraphrase", p)));
         prompts.AddRange(neighbours.Select(p => ("neighbour", p)));
-        var before = EditComparison.Measure(lm, session.Interventions(), request, prompts, seed);
-        if (before.Prompts[0].Top[0].Text.Trim() == request.Target.Trim())
-            Console.Error.WriteLine($"Note: the model already predicts '{request.Target}' for this prompt; editing anyway.");
-
-        var editor = new RomeEditor(lm, hp);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var edit = session.Apply(editor, request, Covariance(lm, hp, corpusPath),
-            json ? null : new SyncProgress<EditProgress>(p => Console.Error.WriteLine($"  v* step {p.Step,2}/{p.Steps}: nll {p.Nll:F3}  kl {p.Kl:F4}  decay {p.WeightDecay:F4}  p(target) {p.TargetProbability:P1}")),
-            cancel);
-        var seconds = clock.Elapsed.TotalSeconds;
-        var after = EditComparison.Measure(lm, session.Interventions(), request, prompts, seed);
+        var outcome = EditWorkflow.Run(session, new RomeEditor(lm, hp), request, prompts, Covariance(lm, hp, corpusPath),
+            json ? null : new SyncProgress<EditUpdate>(u =>
+            {
+                if (u is EditStep { Step: var p }) Console.Error.WriteLine($"  v* step {p.Step,2}/{p.Steps}: nll {p.Nll:F3}  kl {p.Kl:F4}  decay {p.WeightDecay:F4}  p(target) {p.TargetProbability:P1}");
+                else if (u is EditMeasured { After: false, Report: var r } && r.Prompts[0].Top[0].Text.Trim() == request.Target.Trim())
+                    Console.Error.WriteLine($"Note: the model already predicts '{request.Target}' for this prompt; editing anyway.");
+            }),
+            cancel, seed);
+        var (before, after, edit, seconds) = (outcome.Before, outcome.After, outcome.Edit, outcome.Seconds);
+        request = outcome.Request;
 
         if (saveEdits is not null) session.Export(saveEdits);
         if (bake is not null) session.Bake(bake);

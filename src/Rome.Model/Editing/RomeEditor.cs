@@ -32,6 +32,7 @@ public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay 
 public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
 {
     public string Module => $"h.{hp.Layer}.mlp.c_proj";
+    public int Layer => hp.Layer;
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, int), List<string>> TemplateCache = new();
 
