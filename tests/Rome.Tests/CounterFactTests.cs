@@ -200,13 +200,13 @@ public class CounterFactEvaluatorTests : IDisposable
         var file = Path.Combine(TestPaths.TempFolder(), "cases.jsonl");
         using (var cancel = new CancellationTokenSource())
         {
-            var progress = new SyncProgress<(int Done, int Total)>(p => { if (p.Done == 1) cancel.Cancel(); });
+            var progress = new SyncProgress<EvaluationProgress>(p => { if (p.Done == 1) cancel.Cancel(); });
             Assert.ThrowsAny<OperationCanceledException>(() => evaluator.Run(cases, "none", file, progress, cancel.Token));
         }
         File.AppendAllText(file, "{\"CaseId\": 9, \"ES\""); // a torn line, as a kill mid-write leaves
         Assert.Single(CounterFactEvaluator.ReadResults(file));
         var evaluated = new List<int>();
-        var results = evaluator.Run(cases, "none", file, new SyncProgress<(int Done, int Total)>(p => evaluated.Add(p.Done)));
+        var results = evaluator.Run(cases, "none", file, new SyncProgress<EvaluationProgress>(p => evaluated.Add(p.Done)));
         Assert.Equal(cases.Select(c => c.CaseId), results.Select(r => r.CaseId));
         Assert.Equal([2, 3], evaluated); // only the two missing cases ran
         Assert.Equal(3, CounterFactEvaluator.ReadResults(file).Count); // and a later resume reads them all back

@@ -69,7 +69,7 @@ internal static class EvalCommands
             Directory.CreateDirectory(dir);
             var started = DateTime.UtcNow;
             var results = evaluator.Run(cases, method, Path.Combine(dir, "cases.jsonl"),
-                new Progress<(int Done, int Total)>(p => Out.Progress(p.Done / (double)p.Total, $"layer {layer}: case {p.Done}/{p.Total}", DateTime.UtcNow - started)), cancel);
+                new Progress<EvaluationProgress>(p => Out.Progress(p.Done / (double)p.Total, $"layer {layer}: case {p.Done}/{p.Total}", DateTime.UtcNow - started)), cancel);
             var summary = CounterFactMetrics.Summarise(layers.Count > 1 ? $"{method} @ layer {layer}" : method, results);
             File.WriteAllText(Path.Combine(dir, "summary.json"), System.Text.Json.JsonSerializer.Serialize(new { summary, dataset = path, layer = method == "kn" ? null : (int?)layer }, Out.Json));
             File.WriteAllText(Path.Combine(dir, "summary.md"), Table([summary]));

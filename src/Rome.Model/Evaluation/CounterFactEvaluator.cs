@@ -11,6 +11,9 @@ namespace Rome.Model.Evaluation;
 /// unedited model (a fresh <see cref="EditSession"/>), so edits never leak between cases. Per-case results are
 /// appended to a JSONL file as they are computed, and a run resumes after the cases already in it.
 /// </summary>
+/// <summary>A CounterFact run in progress: cases done of the total, and their results so far.</summary>
+public sealed record EvaluationProgress(int Done, int Total, IReadOnlyList<CaseScores> Results);
+
 public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters hp, Func<Tensor>? covariance,
                                          TfIdf? tfidf = null, Func<string, string, string>? referenceText = null, bool generations = true)
 {
@@ -86,31 +89,39 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
 
     private static readonly JsonSerializerOptions Json = new();
 
-    /// <summary>Evaluates the cases not yet in <paramref name="resultsFile"/>, appending each; returns all results in it.</summary>
-    public List<CaseScores> Run(IReadOnlyList<CounterFactCase> cases, string method, string resultsFile,
-                                IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default)
+    /// <summary>
+    /// Evaluates <paramref name="cases"/> with <paramref name="method"/>, reporting after each case the results so far
+    /// (the web page's live table and the CLI's progress bar). With <paramref name="resultsFile"/>, each result is
+    /// appended to it and cases already there are not run again (an interrupted run resumes). Returns every case's
+    /// result, in case order.
+    /// </summary>
+    public List<CaseScores> Run(IReadOnlyList<CounterFactCase> cases, string method, string? resultsFile = null,
+                                IProgress<EvaluationProgress>? progress = null, CancellationToken cancel = default)
     {
-        var done = ReadResults(resultsFile);
+        var wanted = cases.Select(c => c.CaseId).ToHashSet();
+        var done = resultsFile is null ? [] : ReadResults(resultsFile).Where(r => wanted.Contains(r.CaseId)).ToList();
         var finished = done.Select(r => r.CaseId).ToHashSet();
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
-        // A run killed mid-write leaves a torn last line: start on a fresh line so the next result stays whole.
-        if (File.Exists(resultsFile) && new FileInfo(resultsFile).Length > 0)
+        if (resultsFile is not null)
         {
-            using var f = File.OpenRead(resultsFile);
-            f.Seek(-1, SeekOrigin.End);
-            if (f.ReadByte() != '\n') { f.Close(); File.AppendAllText(resultsFile, "\n"); }
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
+            // A run killed mid-write leaves a torn last line: start on a fresh line so the next result stays whole.
+            if (File.Exists(resultsFile) && new FileInfo(resultsFile).Length > 0)
+            {
+                using var f = File.OpenRead(resultsFile);
+                f.Seek(-1, SeekOrigin.End);
+                if (f.ReadByte() != '\n') { f.Close(); File.AppendAllText(resultsFile, "\n"); }
+            }
         }
         foreach (var c in cases)
         {
             if (finished.Contains(c.CaseId)) continue;
             cancel.ThrowIfCancellationRequested();
             var scores = Evaluate(c, method, cancel);
-            File.AppendAllText(resultsFile, JsonSerializer.Serialize(scores, Json) + "\n");
+            if (resultsFile is not null) File.AppendAllText(resultsFile, JsonSerializer.Serialize(scores, Json) + "\n");
             done.Add(scores);
-            progress?.Report((done.Count(r => cases.Any(x => x.CaseId == r.CaseId)), cases.Count));
+            progress?.Report(new EvaluationProgress(done.Count, cases.Count, done.ToList()));
         }
-        var wanted = cases.Select(c => c.CaseId).ToHashSet();
-        return done.Where(r => wanted.Contains(r.CaseId)).OrderBy(r => r.CaseId).ToList();
+        return done.OrderBy(r => r.CaseId).ToList();
     }
 
     /// <summary>Per-case results already written (a torn last line from an interrupted run is ignored).</summary>
