@@ -64,21 +64,40 @@ public sealed record TraceResult(TraceSetup Setup, IReadOnlyDictionary<TraceKind
 
     public static TraceResult Collect(IEnumerable<TraceEvent> events)
     {
-        TraceSetup? setup = null;
-        var grids = new Dictionary<TraceKind, double[][]>();
-        foreach (var e in events)
-        {
-            if (e is TraceStarted s) setup = s.Setup;
-            else if (e is TraceCells c)
-            {
-                if (!grids.TryGetValue(c.Kind, out var grid))
-                    grids[c.Kind] = grid = Enumerable.Range(0, setup!.Tokens.Length).Select(_ => new double[setup.Layers]).ToArray();
-                for (int i = 0; i < c.Tokens.Length; i++)
-                    for (int j = 0; j < c.Layers.Length; j++) grid[c.Tokens[i]][c.Layers[j]] = c.Scores[i][j];
-            }
-        }
-        return new TraceResult(setup ?? throw new InvalidOperationException("empty trace"), grids);
+        var collector = new TraceCollector();
+        foreach (var e in events) collector.Add(e);
+        return collector.Result();
     }
+}
+
+/// <summary>
+/// A trace's grids as its events arrive (the web page fills its heatmaps from it as cells stream in):
+/// Grids[kind][token][layer], null until computed.
+/// </summary>
+public sealed class TraceCollector
+{
+    public TraceSetup? Setup { get; private set; }
+    public Dictionary<TraceKind, double?[][]> Grids { get; } = new();
+
+    /// <summary>Takes one event; returns the kind whose grid changed, if any.</summary>
+    public TraceKind? Add(TraceEvent e)
+    {
+        if (e is TraceStarted s) Setup = s.Setup;
+        if (e is not TraceCells c) return null;
+        if (!Grids.TryGetValue(c.Kind, out var grid))
+            Grids[c.Kind] = grid = Enumerable.Range(0, Setup!.Tokens.Length).Select(_ => new double?[Setup.Layers]).ToArray();
+        for (int i = 0; i < c.Tokens.Length; i++)
+            for (int j = 0; j < c.Layers.Length; j++) grid[c.Tokens[i]][c.Layers[j]] = c.Scores[i][j];
+        return c.Kind;
+    }
+
+    public int CellsDone(TraceKind kind) => Grids.TryGetValue(kind, out var grid) ? grid.Sum(r => r.Count(v => v is not null)) : 0;
+
+    public bool IsComplete(TraceKind kind) => Setup is { } s && CellsDone(kind) == s.Tokens.Length * s.Layers;
+
+    /// <summary>The grids so far (cells not computed yet are NaN).</summary>
+    public TraceResult Result() => new(Setup ?? throw new InvalidOperationException("empty trace"),
+        Grids.ToDictionary(g => g.Key, g => g.Value.Select(r => r.Select(v => v ?? double.NaN).ToArray()).ToArray()));
 }
 
 /// <summary>
