@@ -127,36 +127,31 @@ public sealed record ModelConfig
             var act = Text("activation_function", "gelu_new");
             if (act is not ("gelu_new" or "gelu_pytorch_tanh"))
                 throw new RomeException($"{path}: activation_function '{act}' is not supported (GPT-2 uses gelu_new).");
-            int embd = Int("n_embd", 768), heads = Int("n_head", 12);
+            return Gpt2Keys(vocab: 50257, positions: 1024, width: 768, layers: 12, heads: 12);
+        }
+
+        /// <summary>The sizes under GPT-2's key names (<c>n_embd</c>, <c>n_head</c>, ...), which GPT-J's config uses too.</summary>
+        private ModelConfig Gpt2Keys(int vocab, int positions, int width, int layers, int heads)
+        {
+            int embd = Int("n_embd", width), h = Int("n_head", heads);
             return new ModelConfig
             {
-                VocabSize = Int("vocab_size", 50257),
-                Positions = Int("n_positions", 1024),
+                VocabSize = Int("vocab_size", vocab),
+                Positions = Int("n_positions", positions),
                 Embd = embd,
-                Layers = Int("n_layer", 12),
-                Heads = heads,
-                KvHeads = heads,
-                HeadDim = heads > 0 ? embd / heads : 0,
+                Layers = Int("n_layer", layers),
+                Heads = h,
+                KvHeads = h,
+                HeadDim = h > 0 ? embd / h : 0,
                 Inner = Int("n_inner", 4 * embd),
                 NormEpsilon = Epsilon("layer_norm_epsilon", 1e-5),
             };
         }
 
-        private ModelConfig GptJ()
-        {
-            int embd = Int("n_embd", 4096), heads = Int("n_head", 16);
-            return new ModelConfig
+        private ModelConfig GptJ() =>
+            Gpt2Keys(vocab: 50400, positions: 2048, width: 4096, layers: 28, heads: 16) with
             {
                 Family = ModelFamily.GptJ,
-                VocabSize = Int("vocab_size", 50400),
-                Positions = Int("n_positions", 2048),
-                Embd = embd,
-                Layers = Int("n_layer", 28),
-                Heads = heads,
-                KvHeads = heads,
-                HeadDim = heads > 0 ? embd / heads : 0,
-                Inner = Int("n_inner", 4 * embd),
-                NormEpsilon = Epsilon("layer_norm_epsilon", 1e-5),
                 Activation = Activation("activation_function", "gelu_new"),
                 Residual = Residual.ParallelSharedNorm,
                 RotaryDims = Int("rotary_dim", 64),
@@ -166,7 +161,6 @@ public sealed record ModelConfig
                 TiedEmbeddings = false,
                 HeadBias = true,
             };
-        }
 
         private ModelConfig GptNeoX()
         {
