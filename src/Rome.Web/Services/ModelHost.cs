@@ -15,8 +15,6 @@ public sealed class ModelHost : IDisposable
 {
     private readonly Lazy<LanguageModel?> _model;
 
-    public ModelHost(RomeSettings settings, ILogger<ModelHost> log) : this(settings.ModelName, settings.ModelFolder, settings, log) { }
-
     public ModelHost(string name, string folder, RomeSettings settings, ILogger<ModelHost> log)
     {
         (Name, Folder, Settings) = (name, folder, settings);
