@@ -204,6 +204,20 @@ public class CausalTraceTests : IDisposable
             Assert.All(result.Scores[kind][0], s => Assert.Equal(result.Setup.LowScore, s));
     }
 
+    /// <summary>One fact's Figure 4: the curves are the last subject token's hidden-state effects of the three traces.</summary>
+    [Fact]
+    public void AFactsSeveredSummaryReadsTheLastSubjectTokensCurves()
+    {
+        TraceResult Trace(TraceKind? sever) => TraceResult.Collect(new CausalTrace(_lm).Run(Request(sever: sever) with { Kinds = [TraceKind.Hidden] }, Noise));
+        var (plain, mlp, attn) = (Trace(null), Trace(TraceKind.Mlp), Trace(TraceKind.Attn));
+        var summary = SeveredSummary.Of(plain, mlp, attn);
+        var last = plain.Setup.Subject.Last;
+        Assert.Equal(Enumerable.Range(0, _lm.Layers).Select(l => plain.IndirectEffect(TraceKind.Hidden, last, l)), summary.Plain);
+        Assert.Equal(Enumerable.Range(0, _lm.Layers).Select(l => mlp.IndirectEffect(TraceKind.Hidden, last, l)), summary.NoMlp);
+        var lower = _lm.Layers / 2;
+        Assert.Equal(1 - summary.NoAttn[..lower].Sum() / summary.Plain[..lower].Sum(), summary.AttnShareLost, 9);
+    }
+
     [Fact]
     public void SeveredTraceEqualsTheNaiveSeveredComputation()
     {

@@ -39,6 +39,20 @@ public class TracePageTests(WebAppFixture app)
         Assert.Contains("subject=Nintendo", page.Url);
     }
 
+    /// <summary>"Sever MLP / attention" adds this fact's Figure 4: its severed curves and the share each severing removes.</summary>
+    [Fact]
+    public async Task SeveringShowsThisFactsFigure4()
+    {
+        var page = await app.OpenAsync("/trace?prompt=Nintendo%20is%20located%20in&subject=Nintendo");
+        await page.Locator("[data-testid=trace-sever]").First.ClickAsync(new() { Force = true });
+        await page.Locator("[data-testid=trace-run]").ClickAsync();
+        var summary = page.Locator("[data-testid=trace-severed]");
+        await summary.WaitForAsync(new() { Timeout = 60_000 });
+        Assert.Matches(@"MLPs at that token removes -?\d+\s?%", await summary.InnerTextAsync());
+        await page.Locator("#trace-severed-chart .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
+        Assert.Equal("done", await page.Locator("[data-testid=trace-job]").GetAttributeAsync("data-state"));
+    }
+
     /// <summary>The bundled model's averaged trace (kept beside it) is shown below a single fact's, with the severed summary.</summary>
     [Fact]
     public async Task TheModelsAveragedTraceIsShownBesideASingleFact()

@@ -54,13 +54,26 @@ public sealed record SiteSummary(
 /// </summary>
 public sealed record SeveredSummary(double[] Plain, double[] NoMlp, double[] NoAttn, double MlpShareLost, double AttnShareLost)
 {
+    /// <summary>Averaged over facts: the "last subject token" bucket of each averaged hidden-state trace.</summary>
     public static SeveredSummary Of(AverageTraceResult plain, AverageTraceResult noMlp, AverageTraceResult noAttn)
     {
         double[] Curve(AverageTraceResult r) => r.Kinds[TraceKind.Hidden].Single(b => b.Bucket == "last subject token").Mean;
-        var p = Curve(plain);
-        var lower = p.Length / 2;
-        double Lost(double[] severed) => 1 - severed[..lower].Sum() / Math.Max(1e-9, p[..lower].Sum());
-        return new SeveredSummary(p, Curve(noMlp), Curve(noAttn), Lost(Curve(noMlp)), Lost(Curve(noAttn)));
+        return Of(Curve(plain), Curve(noMlp), Curve(noAttn));
+    }
+
+    /// <summary>One fact: the indirect effect of the last subject token's hidden state in each trace (plain, and severed).</summary>
+    public static SeveredSummary Of(TraceResult plain, TraceResult noMlp, TraceResult noAttn)
+    {
+        double[] Curve(TraceResult r) => Enumerable.Range(0, r.Setup.Layers).Select(l => r.IndirectEffect(TraceKind.Hidden, r.Setup.Subject.Last, l)).ToArray();
+        return Of(Curve(plain), Curve(noMlp), Curve(noAttn));
+    }
+
+    /// <summary>The curves, and the share of the lower half's effect each severing removes.</summary>
+    public static SeveredSummary Of(double[] plain, double[] noMlp, double[] noAttn)
+    {
+        var lower = plain.Length / 2;
+        double Lost(double[] severed) => 1 - severed[..lower].Sum() / Math.Max(1e-9, plain[..lower].Sum());
+        return new SeveredSummary(plain, noMlp, noAttn, Lost(noMlp), Lost(noAttn));
     }
 
     public string ToCsv() => "layer,hidden,hidden_mlp_severed,hidden_attn_severed\n" + string.Concat(Plain.Select((v, l) =>
