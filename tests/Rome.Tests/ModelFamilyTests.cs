@@ -204,6 +204,24 @@ public class ModelFamilyTests
         finally { Directory.Delete(folder, recursive: true); }
     }
 
+    /// <summary>A model trained elsewhere has no facts.json: C is estimated on ParaRel's sentences, or the error says what to give.</summary>
+    [Fact]
+    public void AModelWithoutAFactManifestEstimatesCOnParaRel()
+    {
+        using var lm = WithTokenizer("qwen2-random", sentencePiece: false, out var folder);
+        try
+        {
+            var corpus = Rome.Model.Editing.CovarianceStatistics.DefaultCorpus(lm, TestPaths.Data).Take(500).ToList();
+            Assert.Equal(500, corpus.Count);
+            using var c = Rome.Model.Editing.CovarianceStatistics.Compute(lm, 1, corpus, 2000);
+            Assert.Equal([lm.Config.Inner, lm.Config.Inner], c.shape);
+            Assert.True(linalg.eigvalsh(c).min().item<double>() > -1e-9, "C is a second moment: positive semi-definite");
+            var e = Assert.Throws<RomeException>(() => Rome.Model.Editing.CovarianceStatistics.DefaultCorpus(lm));
+            Assert.Contains("--corpus", e.Message);
+        }
+        finally { Directory.Delete(folder, recursive: true); }
+    }
+
     /// <summary>The fixture in a temporary folder with a tokenizer.json of the 256 bytes, or a SentencePiece one.</summary>
     private static LanguageModel WithTokenizer(string fixture, bool sentencePiece, out string folder)
     {

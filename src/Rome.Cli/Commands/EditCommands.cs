@@ -22,7 +22,7 @@ internal static class EditCommands
     {
         var started = DateTime.UtcNow;
         return CovarianceStatistics.ForEditor(lm, hp, Common.Settings.CacheFolder, corpusPath,
-            new Progress<double>(f => Out.Progress(f, $"C statistics for layer {hp.Layer}", DateTime.UtcNow - started)));
+            new Progress<double>(f => Out.Progress(f, $"C statistics for layer {hp.Layer}", DateTime.UtcNow - started)), dataFolder: Common.Settings.DataFolder);
     }
 
     public static int Stats(CliArgs a, CancellationToken cancel)
@@ -32,7 +32,7 @@ internal static class EditCommands
         var hp = HyperParameters(a, lm);
         if (a.Has("samples")) hp = hp with { CovarianceTokens = a.Int("samples", hp.CovarianceTokens) };
         a.EnsureAllUsed();
-        var corpus = (corpusPath is null ? CovarianceStatistics.DefaultCorpus(lm) : CovarianceStatistics.ReadCorpus(corpusPath)).ToList();
+        var corpus = (corpusPath is null ? CovarianceStatistics.DefaultCorpus(lm, Common.Settings.DataFolder) : CovarianceStatistics.ReadCorpus(corpusPath)).ToList();
         var started = DateTime.UtcNow;
         using var c = CovarianceStatistics.GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, Common.Settings.CacheFolder,
             new Progress<double>(f => Out.Progress(f, "C statistics", DateTime.UtcNow - started)), cancel);

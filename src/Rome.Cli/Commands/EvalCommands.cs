@@ -62,7 +62,7 @@ internal static class EvalCommands
         foreach (var layer in layers)
         {
             var layerHp = hp with { Layer = layer };
-            var covariance = method == "rome" ? CovarianceStatistics.ForEditor(lm, layerHp, Common.Settings.CacheFolder) : null;
+            var covariance = method == "rome" ? CovarianceStatistics.ForEditor(lm, layerHp, Common.Settings.CacheFolder, dataFolder: Common.Settings.DataFolder) : null;
             var evaluator = new CounterFactEvaluator(lm, layerHp, covariance, tfidf, reference, generations: !noGeneration)
                 { FineTuning = new() { Layer = layer } };
             var dir = layers.Count > 1 ? Path.Combine(outDir, $"layer{layer}") : outDir;

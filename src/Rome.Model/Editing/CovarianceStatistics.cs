@@ -15,10 +15,17 @@ namespace Rome.Model.Editing;
 /// </summary>
 public static class CovarianceStatistics
 {
-    /// <summary>The corpus C is estimated on: the model's own training sentences when it has a manifest, else a user's text.</summary>
-    public static IEnumerable<string> DefaultCorpus(LanguageModel lm) =>
-        FactCorpus.ForModel(lm.Folder)?.TrainingSentences()
-        ?? throw new RomeException($"{lm.Name} has no facts.json; give a text file or folder to estimate C on (--corpus), or use identity covariance.");
+    /// <summary>
+    /// The corpus C is estimated on: the model's own training sentences when it has a manifest (the bundled models);
+    /// else, for a model trained elsewhere, ParaRel's templates filled with its facts from <paramref name="dataFolder"/>
+    /// (plain factual English, the kind of text the edited facts come from); else a user's text is needed.
+    /// </summary>
+    public static IEnumerable<string> DefaultCorpus(LanguageModel lm, string? dataFolder = null)
+    {
+        if (FactCorpus.ForModel(lm.Folder) is { } own) return own.TrainingSentences();
+        if (dataFolder is not null && Directory.Exists(Path.Combine(dataFolder, "pararel"))) return FactCorpus.Build(dataFolder).TrainingSentences();
+        throw new RomeException($"{lm.Name} has no facts.json and no ParaRel data was found; give a text file or folder to estimate C on (--corpus), or use identity covariance.");
+    }
 
     /// <summary>Texts from a .txt file (one document per blank-line-separated paragraph) or every .txt file of a folder.</summary>
     public static IEnumerable<string> ReadCorpus(string path)
@@ -63,10 +70,10 @@ public static class CovarianceStatistics
     /// (a text file or folder) or the model's own training sentences, computed on first use and cached.
     /// </summary>
     public static Func<Tensor>? ForEditor(LanguageModel lm, RomeHyperParameters hp, string cacheFolder, string? corpusPath = null,
-                                          IProgress<double>? progress = null, CancellationToken cancel = default)
+                                          IProgress<double>? progress = null, CancellationToken cancel = default, string? dataFolder = null)
     {
         if (hp.Covariance == "identity") return null;
-        var corpus = (corpusPath is null ? DefaultCorpus(lm) : ReadCorpus(corpusPath)).ToList();
+        var corpus = (corpusPath is null ? DefaultCorpus(lm, dataFolder) : ReadCorpus(corpusPath)).ToList();
         Tensor? c = null;
         // The first call may happen inside an edit's dispose scope: C must outlive it, so it is detached and owned
         // by this function (it is reused by every later edit).

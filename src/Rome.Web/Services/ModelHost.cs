@@ -68,8 +68,8 @@ public sealed class ModelHost : IDisposable
     private readonly Dictionary<(int Layer, int Tokens), torch.Tensor> _covariances = new();
 
     /// <summary>
-    /// ROME's C for <paramref name="hp"/>'s layer, read from the cache (or computed) when an edit first needs it
-    /// and then shared by every session; null when <paramref name="hp"/> uses C = I.
+    /// ROME's C for <paramref name="hp"/>'s layer over the model's own sentences, read from the disk cache (or computed)
+    /// when an edit first needs it and then kept here, shared by every session; null when <paramref name="hp"/> uses C = I.
     /// </summary>
     public Func<torch.Tensor>? Covariance(RomeHyperParameters hp, IProgress<double>? progress = null, CancellationToken cancel = default)
     {
@@ -80,7 +80,12 @@ public sealed class ModelHost : IDisposable
             lock (_covariances)
             {
                 if (!_covariances.TryGetValue(key, out var c))
-                    _covariances[key] = c = CovarianceStatistics.ForEditor(Require(), hp, Settings.CacheFolder, progress: progress, cancel: cancel)!();
+                {
+                    // One corpus per model (its own sentences, or ParaRel's for a model trained elsewhere), so (layer, tokens) is the whole key.
+                    var lm = Require();
+                    var corpus = CovarianceStatistics.DefaultCorpus(lm, Settings.DataFolder).ToList();
+                    _covariances[key] = c = CovarianceStatistics.GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, Settings.CacheFolder, progress, cancel).DetachFromDisposeScope();
+                }
                 return c;
             }
         };
