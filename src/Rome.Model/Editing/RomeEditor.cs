@@ -222,9 +222,8 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         }
         klInit.Dispose();
         residual.Dispose();
-        using var vStar = v0.to(float32) + delta.detach();
-        var result = new Value(vStar.to(v0.dtype).MoveToOuterDisposeScope(), v0.MoveToOuterDisposeScope(), probability, updates);
-        return result;
+        // v* and v0 belong to the caller's dispose scope, like the key.
+        return new Value((v0.to(float32) + delta.detach()).to(v0.dtype), v0, probability, updates);
     }
 
     /// <summary>A context template filled with the prompt, and the position of the subject's last token in it.</summary>
