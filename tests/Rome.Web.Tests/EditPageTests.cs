@@ -18,9 +18,12 @@ public class EditPageTests(WebAppFixture app)
     public async Task AnEditMakesTheNewTargetWinInTheAfterColumn_AndUndoTakesItBack()
     {
         var page = await app.OpenAsync("/edit");
-        Assert.Contains("Japan", await page.Locator("[data-testid=edit-preview]").InnerTextAsync());
+        // The preview is computed in the queue a moment after the page settles.
+        await page.Locator("[data-testid=edit-preview]", new() { HasText = "Japan" }).WaitForAsync();
         await ApplyAsync(page, "{} is located in", "Nintendo", "Germany");
         Assert.Contains("p(Japan)", await page.Locator("[data-testid=edit-after] thead").InnerTextAsync());
+        // The preview follows the edit stack: it is recomputed (in the queue, not in a render) after the edit.
+        await page.Locator("[data-testid=edit-preview]", new() { HasText = "Germany" }).WaitForAsync();
 
         var after = page.Locator("[data-testid=edit-after] tr[data-kind=prompt]");
         Assert.StartsWith("Germany", (await after.Locator("td").Nth(1).InnerTextAsync()).Trim());
