@@ -32,7 +32,7 @@ public sealed class DecoderModel : nn.Module
         wte = nn.Embedding(config.VocabSize, config.Embd);
         if (config.LearnedPositions) wpe = nn.Embedding(config.Positions, config.Embd);
         if (config.RotaryDims > 0) _rotary = new Rotary(config);
-        h = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(i => new Block(config, i, _rotary)).ToArray());
+        h = nn.ModuleList(Enumerable.Range(0, config.Layers).Select(i => new Block(config, i)).ToArray());
         ln_f = Norm(config);
         if (!config.TiedEmbeddings || config.HeadBias) lm_head = new LmHead(config);
         RegisterComponents();
@@ -87,8 +87,8 @@ public sealed class DecoderModel : nn.Module
     public Tensor ForwardBlock(int layer, Tensor x, Interventions? iv = null, KvCache? prefix = null, Tensor? mask = null, Tensor? outputs = null, Tensor? positions = null)
     {
         if (prefix is { ReadOnly: false }) throw new ArgumentException("A single block reads a cache, it cannot extend one: pass a KvCache.Prefix.", nameof(prefix));
-        positions ??= Positions(prefix?.Length ?? 0, x.shape[1], x.device);
-        return h[layer].Forward(x, iv ?? Interventions.None, prefix, positions, mask, outputs);
+        var rotation = Rotation(positions, prefix?.Length ?? 0, x);
+        return h[layer].Forward(x, iv ?? Interventions.None, prefix, rotation, mask, outputs);
     }
 
     /// <summary>
@@ -108,8 +108,13 @@ public sealed class DecoderModel : nn.Module
         return logits.to(float32);
     }
 
-    private Tensor? Positions(long from, long count, Device device) =>
-        _rotary is null ? null : arange(from, from + count, dtype: int64, device: device);
+    /// <summary>The rotary angles of <paramref name="x"/>'s tokens: at <paramref name="positions"/>, else from <paramref name="from"/> on.</summary>
+    private Rotation? Rotation(Tensor? positions, long from, Tensor x)
+    {
+        if (_rotary is null) return null;
+        using var defaults = positions is null ? arange(from, from + x.shape[1], dtype: int64, device: x.device) : null;
+        return _rotary.At(positions ?? defaults!, x.dtype);
+    }
 
     /// <summary>The residual stream from the ids (<paramref name="startAtLayer"/> null) or from the stream entering a block, to the stream entering <paramref name="toLayer"/>.</summary>
     private Tensor Stream(Tensor input, Interventions iv, KvCache? cache, int? startAtLayer, int toLayer)
@@ -132,9 +137,9 @@ public sealed class DecoderModel : nn.Module
             x = iv.Run(HookPoint.Embed, x);
         }
 
-        var rotaryPositions = Positions(past, count, x.device);
+        var rotation = Rotation(null, past, x);
         for (int layer = fromLayer; layer < toLayer; layer++)
-            x = h[layer].Forward(x, iv, cache, rotaryPositions);
+            x = h[layer].Forward(x, iv, cache, rotation);
         if (cache is { ReadOnly: false }) cache.Length += count;
         return x;
     }
@@ -201,21 +206,21 @@ public sealed class DecoderModel : nn.Module
         private readonly int _layer;
         private readonly Residual _residual;
 
-        public Block(ModelConfig c, int layer, Rotary? rotary) : base($"h.{layer}")
+        public Block(ModelConfig c, int layer) : base($"h.{layer}")
         {
             _layer = layer;
             _residual = c.Residual;
             ln_1 = Norm(c);
-            attn = new Attention(c, layer, rotary);
+            attn = new Attention(c, layer);
             if (c.Residual != Modeling.Residual.ParallelSharedNorm) ln_2 = Norm(c);
             mlp = new Mlp(c, layer);
             RegisterComponents();
         }
 
-        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Tensor? positions, Tensor? mask = null, Tensor? outputs = null)
+        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Rotation? rotation, Tensor? mask = null, Tensor? outputs = null)
         {
             var normed = ln_1.forward(x);
-            var a = iv.Run(HookPoint.Attn(_layer), attn.Forward(normed, iv, cache, positions, mask, outputs));
+            var a = iv.Run(HookPoint.Attn(_layer), attn.Forward(normed, iv, cache, rotation, mask, outputs));
             if (outputs is not null) (x, normed) = (x.index_select(1, outputs), normed.index_select(1, outputs));
             if (_residual == Modeling.Residual.Sequential)
             {
@@ -234,25 +239,23 @@ public sealed class DecoderModel : nn.Module
     {
         internal readonly Conv1D c_attn, c_proj;
         private readonly int _layer, _heads, _kvHeads, _headDim;
-        private readonly Rotary? _rotary;
-
-        public Attention(ModelConfig c, int layer, Rotary? rotary) : base("attn")
+        public Attention(ModelConfig c, int layer) : base("attn")
         {
             _layer = layer;
-            (_heads, _kvHeads, _headDim, _rotary) = (c.Heads, c.KvHeads, c.HeadDim, rotary);
+            (_heads, _kvHeads, _headDim) = (c.Heads, c.KvHeads, c.HeadDim);
             c_attn = new Conv1D($"h.{layer}.attn.c_attn", c.Embd, (c.Heads + 2 * c.KvHeads) * c.HeadDim, c.QkvBias);
             c_proj = new Conv1D($"h.{layer}.attn.c_proj", c.Heads * c.HeadDim, c.Embd, c.AttnOutBias);
             RegisterComponents();
         }
 
         /// <summary>Causal self-attention, or as <paramref name="mask"/> says; for the <paramref name="outputs"/> tokens only, if given.</summary>
-        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Tensor? positions, Tensor? mask = null, Tensor? outputs = null)
+        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Rotation? rotation, Tensor? mask = null, Tensor? outputs = null)
         {
             long batch = x.shape[0], count = x.shape[1];
             var qkv = c_attn.Forward(x, iv).split([_heads * _headDim, _kvHeads * _headDim, _kvHeads * _headDim], dim: 2);
             Tensor Heads(Tensor t, int heads) => t.view(batch, count, heads, _headDim).transpose(1, 2);
             Tensor q = Heads(qkv[0], _heads), k = Heads(qkv[1], _kvHeads), v = Heads(qkv[2], _kvHeads);
-            if (_rotary is not null) (q, k) = (_rotary.Apply(q, positions!), _rotary.Apply(k, positions!));
+            if (rotation is not null) (q, k) = (rotation.Apply(q), rotation.Apply(k));
 
             long past = cache?.Length ?? 0;
             if (cache is not null) (k, v) = cache.Append(_layer, k, v);
@@ -325,24 +328,33 @@ public sealed class Rotary
 
     public Rotary(ModelConfig c) => (_dims, _interleaved, _base, _scale) = (c.RotaryDims, c.RotaryInterleaved, c.RotaryBase, c.RotaryScale);
 
-    /// <summary>Turns <paramref name="x"/> ([batch, heads, tokens, head size]) by its tokens' <paramref name="positions"/> ([tokens]).</summary>
-    public Tensor Apply(Tensor x, Tensor positions)
+    /// <summary>The cosines and sines of the tokens' <paramref name="positions"/> ([tokens]), computed once per forward pass for every layer.</summary>
+    public Rotation At(Tensor positions, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var inverse = (arange(0, _dims, 2, dtype: float64, device: x.device) * (-Math.Log(_base) / _dims)).exp(); // base^(-2i/d)
+        var inverse = (arange(0, _dims, 2, dtype: float64, device: positions.device) * (-Math.Log(_base) / _dims)).exp(); // base^(-2i/d)
         var angles = (positions.to(float64) / _scale).unsqueeze(1) * inverse.unsqueeze(0); // [tokens, dims / 2]
         angles = _interleaved ? angles.repeat_interleave(2, dim: 1) : cat([angles, angles], 1);
-        var (cos, sin) = (angles.cos().to(x.dtype), angles.sin().to(x.dtype));
-        var (turned, rest) = (x[.., .., .., .._dims], x[.., .., .., _dims..]);
-        var result = turned * cos + Partner(turned) * sin;
-        return (rest.shape[^1] == 0 ? result : cat([result, rest], -1)).MoveToOuterDisposeScope();
+        return new Rotation(angles.cos().to(dtype).MoveToOuterDisposeScope(), angles.sin().to(dtype).MoveToOuterDisposeScope(), _dims, _interleaved);
+    }
+}
+
+/// <summary>Rotary angles for some tokens ([tokens, dims]), ready to turn queries and keys.</summary>
+public sealed record Rotation(Tensor Cos, Tensor Sin, int Dims, bool Interleaved)
+{
+    /// <summary>Turns <paramref name="x"/> ([batch, heads, tokens, head size]).</summary>
+    public Tensor Apply(Tensor x)
+    {
+        var (turned, rest) = (x[.., .., .., ..Dims], x[.., .., .., Dims..]);
+        var result = turned * Cos + Partner(turned) * Sin;
+        return rest.shape[^1] == 0 ? result : cat([result, rest], -1);
     }
 
     /// <summary>Each dimension's partner in its pair, with the sign the rotation needs: (-x₂, x₁).</summary>
     private Tensor Partner(Tensor x)
     {
-        if (_interleaved)
-            return stack([-x.slice(-1, 1, _dims, 2), x.slice(-1, 0, _dims, 2)], -1).flatten(-2);
+        if (Interleaved)
+            return stack([-x.slice(-1, 1, Dims, 2), x.slice(-1, 0, Dims, 2)], -1).flatten(-2);
         var halves = x.chunk(2, dim: -1);
         return cat([-halves[1], halves[0]], -1);
     }

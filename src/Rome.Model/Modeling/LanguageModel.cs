@@ -49,13 +49,13 @@ public sealed class LanguageModel : IDisposable
             "bfloat16" or "bf16" => ScalarType.BFloat16,
             _ => throw new RomeException($"Unknown dtype '{dtype}' (float32, float16 or bfloat16)."),
         };
+        // The tokenizer first: a folder without one fails before gigabytes of weights are read.
+        if (!Directory.Exists(folder)) throw new RomeException($"Model folder '{folder}' does not exist.");
+        var configPath = Path.Combine(folder, Checkpoint.ConfigFile);
+        if (!File.Exists(configPath)) throw new RomeException($"Model folder '{folder}' has no {Checkpoint.ConfigFile}.");
+        var tokenizer = TextTokenizer.ForModel(folder, ModelConfig.Load(configPath));
         var model = Checkpoint.Load(folder, dev, type);
-        try { return new LanguageModel(model, TextTokenizer.ForModel(folder, model.Config), folder, Checkpoint.Fingerprint(folder), dev); }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        return new LanguageModel(model, tokenizer, folder, Checkpoint.Fingerprint(folder), dev);
     }
 
     public long ParameterCount => Model.parameters().Sum(p => p.numel());

@@ -67,7 +67,10 @@ public sealed class TextTokenizer
     /// the space is not encoded twice).
     /// </summary>
     public int[] Encode(string text) =>
-        _tokenizer.EncodeToIds(_tokenizer is SentencePieceTokenizer { AddDummyPrefix: true } && text.StartsWith(' ') ? text[1..] : text).ToArray();
+        _tokenizer.EncodeToIds(DummyPrefix && text.StartsWith(' ') ? text[1..] : text).ToArray();
+
+    /// <summary>SentencePiece's dummy prefix: a "▁" put before the text, standing for a space.</summary>
+    private bool DummyPrefix => _tokenizer is SentencePieceTokenizer { AddDummyPrefix: true };
 
     /// <summary>The tokens of a whole prompt: <see cref="BeginningOfText"/> (if any), then the text's.</summary>
     public int[] EncodePrompt(string text)
@@ -82,7 +85,7 @@ public sealed class TextTokenizer
         var tokens = _tokenizer.EncodeToTokens(text, out _);
         var ids = tokens.Select(t => t.Id).ToArray();
         // SentencePiece reports offsets in its normalised text, which starts with the "▁" of a dummy space.
-        var shift = _tokenizer is SentencePieceTokenizer { AddDummyPrefix: true } ? 1 : 0;
+        var shift = DummyPrefix ? 1 : 0;
         var length = text.Length + shift;
         var offsets = tokens.Select(t => (Math.Max(0, t.Offset.Start.GetOffset(length) - shift), Math.Max(0, t.Offset.End.GetOffset(length) - shift))).ToArray();
         return BeginningOfText is { } bos ? ([bos, .. ids], [(0, 0), .. offsets]) : (ids, offsets);
