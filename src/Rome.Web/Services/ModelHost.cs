@@ -46,7 +46,8 @@ public sealed class ModelHost : IDisposable
     public bool IsLoaded => _model.IsValueCreated;
 
     /// <summary>Bytes the loaded model's weights take (0 before it is loaded or when it failed).</summary>
-    public long MemoryBytes => IsLoaded && _model.Value is { } lm ? lm.Model.parameters().Sum(p => p.numel() * p.element_size()) : 0;
+    public long MemoryBytes => IsLoaded && _model.Value is { } lm ? _memoryBytes ??= lm.Model.parameters().Sum(p => p.numel() * p.element_size()) : 0;
+    private long? _memoryBytes; // the weights never change: counted once, not on every render of the app bar
 
     /// <summary>The shared model, or null when it could not be loaded (see <see cref="LoadError"/>).</summary>
     public LanguageModel? Model => _model.Value;
