@@ -76,6 +76,19 @@ public sealed class DecoderModel : nn.Module
     }
 
     /// <summary>
+    /// TransformerLens' <c>logits, cache = model.run_with_cache(ids)</c>: the whole forward pass (continuing and
+    /// extending <paramref name="kv"/>, if given) with <paramref name="iv"/>'s hooks and edits, its logits (the last
+    /// token's only, with <paramref name="lastOnly"/>) and the activations at <paramref name="points"/>.
+    /// </summary>
+    public (Tensor Logits, ActivationCache Cache) RunWithLogits(Tensor ids, IEnumerable<HookPoint> points, Interventions? iv = null, KvCache? kv = null, bool lastOnly = false)
+    {
+        var cache = new ActivationCache();
+        var capture = iv?.Copy() ?? new Interventions();
+        foreach (var point in points) capture.Capture(point, t => cache.Add(point, t));
+        return (Forward(ids, capture, kv, lastOnly), cache);
+    }
+
+    /// <summary>
     /// Block <paramref name="layer"/> alone (TransformerLens' <c>blocks[L]</c>) on <paramref name="x"/>, the residual
     /// stream entering it ([batch, tokens, width]). Tokens may also attend to a read-only <see cref="KvCache.Prefix"/>.
     /// <paramref name="mask"/> ([tokens, prefix + tokens], bool) says which keys each token sees; by default the whole
@@ -421,6 +434,9 @@ public sealed class ActivationCache : IDisposable
         : throw new KeyNotFoundException($"{point} was not cached.");
 
     internal void Add(HookPoint point, Tensor activation) => _activations[point] = activation;
+
+    /// <summary>Every cached activation.</summary>
+    public IEnumerable<Tensor> Values => _activations.Values;
 
     public void Dispose()
     {

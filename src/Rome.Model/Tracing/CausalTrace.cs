@@ -340,9 +340,9 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
         public TraceSetup Setup { get; }
         public Tensor Ids { get; }
         /// <summary>The clean run's activations ([1, tokens, width]) at every block's Resid, Mlp and Attn.</summary>
-        public Dictionary<HookPoint, Tensor> Clean { get; } = new();
+        public ActivationCache Clean { get; }
         /// <summary>The corrupted runs' activations ([samples, tokens, width]) at Embed and every block's Resid, Mlp and Attn.</summary>
-        public Dictionary<HookPoint, Tensor> Corrupted { get; } = new();
+        public ActivationCache Corrupted { get; }
         /// <summary>The corrupted runs' keys and values.</summary>
         public KvCache Cache { get; }
 
@@ -358,15 +358,15 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
 
             var points = Enumerable.Range(0, lm.Layers).SelectMany(l => new[] { HookPoint.Resid(l), HookPoint.Mlp(l), HookPoint.Attn(l) }).ToList();
             _edits = request.Edits;
-            var clean = Edited();
-            foreach (var point in points) clean.Capture(point, t => Clean[point] = t);
-            var cleanProbs = lm.Model.Forward(Ids, clean, lastOnly: true)[0, -1].softmax(-1);
+            var (cleanLogits, clean) = lm.Model.RunWithLogits(Ids, points, Edited(), lastOnly: true);
+            Clean = clean;
+            var cleanProbs = cleanLogits[0, -1].softmax(-1);
             var answer = (int)cleanProbs.argmax().item<long>();
 
-            var corrupt = Corrupting();
-            foreach (var point in points.Prepend(HookPoint.Embed)) corrupt.Capture(point, t => Corrupted[point] = t);
             Cache = new KvCache(lm.Layers);
-            var low = lm.Model.Forward(Ids.expand(request.Samples, -1), corrupt, Cache, lastOnly: true)[.., -1].softmax(-1)[.., answer].mean().item<float>();
+            var (corruptLogits, corrupted) = lm.Model.RunWithLogits(Ids.expand(request.Samples, -1), points.Prepend(HookPoint.Embed), Corrupting(), Cache, lastOnly: true);
+            Corrupted = corrupted;
+            var low = corruptLogits[.., -1].softmax(-1)[.., answer].mean().item<float>();
 
             if (!float.IsFinite(low))
                 throw new RomeException($"With noise {noise:G3} the corrupted model's output is not a number; use a smaller noise (3s is the paper's).");
@@ -376,8 +376,8 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
 
             // Keep what the cells need beyond this constructor; the scope frees every intermediate. (No scope
             // stays open across the trace's yields: it would capture the consumer's tensors.)
-            foreach (var t in Clean.Values.Concat(Corrupted.Values).Append(_noise).Append(Ids))
-                _owned.Add(t.DetachFromDisposeScope());
+            foreach (var t in Clean.Values.Concat(Corrupted.Values)) t.DetachFromDisposeScope();
+            foreach (var t in new[] { _noise, Ids }) _owned.Add(t.DetachFromDisposeScope());
         }
 
         /// <summary>New interventions that carry the traced model's edits.</summary>
@@ -457,6 +457,8 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
         public void Dispose()
         {
             foreach (var t in _owned) t.Dispose();
+            Clean.Dispose();
+            Corrupted.Dispose();
             Cache.Dispose();
         }
     }

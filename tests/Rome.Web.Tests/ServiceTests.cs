@@ -1,0 +1,86 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Rome.Model;
+using Rome.Model.Editing;
+using Rome.Model.Tracing;
+using Rome.Web.Services;
+
+namespace Rome.Web.Tests;
+
+/// <summary>The services the pages await, called as a page calls them, against the bundled model (no browser).</summary>
+public sealed class ServiceTests : IAsyncLifetime
+{
+    private RomeSettings _settings = null!;
+    private ModelLibrary _library = null!;
+    private JobQueue _queue = null!;
+    private UserSession _user = null!;
+    private SessionJobs _jobs = null!;
+
+    public async Task InitializeAsync()
+    {
+        var root = Path.GetDirectoryName(RomeSettings.FindUpwards(AppContext.BaseDirectory))!;
+        _settings = RomeSettings.FromFile(Path.Combine(root, "appsettings.json"));
+        _library = new ModelLibrary(_settings, NullLogger<ModelHost>.Instance);
+        _queue = new JobQueue(_settings, NullLogger<JobQueue>.Instance);
+        await _queue.StartAsync(CancellationToken.None);
+        _user = new UserSession(_library);
+        _jobs = new SessionJobs(_user, _queue);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _user.Dispose();
+        await _queue.StopAsync(CancellationToken.None);
+        _library.Dispose();
+    }
+
+    [Fact]
+    public async Task TheTraceServiceStreamsTheGridsAndSeversTheHiddenState()
+    {
+        var events = new List<TraceEvent>();
+        var outcome = await new TraceService(_user, _jobs).TraceAsync(
+            new TraceInput("Nintendo is located in", "Nintendo", [TraceKind.Hidden, TraceKind.Mlp], 3, "3s", WithEdits: false, Sever: true),
+            new SyncProgress<TraceEvent>(events.Add));
+        Assert.IsType<TraceStarted>(events[0]);
+        Assert.Equal([TraceKind.Hidden, TraceKind.Mlp], outcome.Result.Scores.Keys.Order());
+        Assert.Single(events.OfType<TraceSevering>());
+        var severed = Assert.IsType<SeveredSummary>(outcome.Severed);
+        var last = outcome.Result.Setup.Subject.Last;
+        // The plain curve is the grid's own last-subject-token row, as an indirect effect.
+        Assert.Equal(Enumerable.Range(0, outcome.Result.Setup.Layers).Select(l => outcome.Result.IndirectEffect(TraceKind.Hidden, last, l)), severed.Plain);
+        Assert.Null(_jobs.Current(TraceService.Label));
+    }
+
+    [Fact]
+    public async Task BadInputIsARomeExceptionBeforeAnythingIsQueued()
+    {
+        var tracer = new TraceService(_user, _jobs);
+        await Assert.ThrowsAsync<RomeException>(() => tracer.TraceAsync(new TraceInput("Nintendo is located in", "Sony", [TraceKind.Hidden], 3, "3s", false, false)));
+        await Assert.ThrowsAsync<RomeException>(() => tracer.TraceAsync(new TraceInput("Nintendo is located in", "Nintendo", [TraceKind.Hidden], 0, "3s", false, false)));
+        await Assert.ThrowsAsync<RomeException>(() => new EvaluationService(_user, _jobs).EvaluateAsync(5, []));
+        await Assert.ThrowsAsync<RomeException>(() => new EditService(_user, _jobs).EditAsync(new EditRequest("{} is located in", "Nintendo", ""), [], []));
+        Assert.Equal(0, _queue.Running);
+    }
+
+    [Fact]
+    public async Task AnEditChangesThePreview_WhichIsRememberedPerEditStack()
+    {
+        var preview = new PreviewService(_user, _jobs);
+        var before = await preview.PreviewAsync("{} is located in", "Nintendo");
+        Assert.StartsWith("\"Nintendo is located in\" → Japan", before);
+        Assert.Same(before, await preview.PreviewAsync("{} is located in", "Nintendo"));
+
+        var updates = new List<EditUpdate>();
+        var outcome = await new EditService(_user, _jobs).EditAsync(new EditRequest("{} is located in", "Nintendo", "Germany"),
+            ["Nintendo, which is located in"], [], new SyncProgress<EditUpdate>(updates.Add));
+        Assert.Equal("Japan", outcome.Request.OldTarget);
+        Assert.Equal(["prompt", "paraphrase"], outcome.After.Prompts.Select(p => p.Kind));
+        Assert.True(outcome.After.Prompts[0].NewTarget > outcome.Before.Prompts[0].NewTarget);
+        Assert.Contains(updates, u => u is EditStep);
+        Assert.Single(_user.Edits.Edits);
+
+        var after = await preview.PreviewAsync("{} is located in", "Nintendo");
+        Assert.StartsWith("\"Nintendo is located in\" → Germany", after);
+        _user.Edits.Undo();
+        Assert.Equal(before, await preview.PreviewAsync("{} is located in", "Nintendo"));
+    }
+}
