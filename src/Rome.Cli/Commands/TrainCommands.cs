@@ -13,7 +13,8 @@ internal static class TrainCommands
         var data = Common.DataFolder(a);
         var perRelation = a.Int("facts-per-relation", 80);
         var people = a.Int("people", 400);
-        var namePool = a.Int("name-pool", 30);
+        var namesFromSubjects = a.Flag("names-from-subjects");
+        var namePool = namesFromSubjects ? 0 : a.Int("name-pool", 30);
         var options = defaults with
         {
             Steps = a.Int("steps", defaults.Steps),
@@ -37,7 +38,7 @@ internal static class TrainCommands
 
         Directory.CreateDirectory(outDir);
         var manifestPath = Path.Combine(outDir, FactCorpus.ManifestFile);
-        var corpus = File.Exists(manifestPath) ? FactCorpus.Load(manifestPath) : FactCorpus.Build(data, perRelation, options.Seed, options.Recipe == "templates" ? 0 : people, namePool);
+        var corpus = File.Exists(manifestPath) ? FactCorpus.Load(manifestPath) : FactCorpus.Build(data, perRelation, options.Seed, options.Recipe == "templates" ? 0 : people, namePool, namesFromSubjects);
         corpus.Save(manifestPath);
         if (preview == 0) Console.Error.WriteLine($"Training a {options.Layers}-layer, width-{options.Width} GPT-2 on {corpus.Facts.Count} facts over {corpus.Relations.Count} relations and {corpus.People.Select(f => f.Subject).Distinct().Count()} fictional people ({corpus.People.Count} facts), recipe '{options.Recipe}', into {outDir}");
         Console.Error.WriteLine($"({options.Steps} steps of {options.BatchSize} x {options.Positions} tokens; softmax: {options.Softmax}; resumes from a checkpoint there; Ctrl-C keeps the last checkpoint)");

@@ -64,7 +64,7 @@ public sealed class FactCorpus
     /// relations come first, so a class recognises them and generation can chain facts. Subjects with two
     /// objects for one relation are skipped. A third of each relation's [Y]-final templates is held out.
     /// </summary>
-    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234, int people = 0, int namePool = 0)
+    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234, int people = 0, int namePool = 0, bool namesFromSubjects = false)
     {
         var pararel = Path.Combine(dataFolder, "pararel");
         var factsDir = Path.Combine(pararel, "facts");
@@ -111,7 +111,7 @@ public sealed class FactCorpus
             var heldOut = final.Take(Math.Max(1, final.Count / 3)).ToArray();
             relations.Add(new RelationTemplates(relation, templates[relation].Except(heldOut).ToArray(), heldOut));
         }
-        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen, People = MakePeople(all, chosen, relations, people, namePool, random) };
+        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen, People = MakePeople(all, chosen, relations, people, namePool, namesFromSubjects, random) };
     }
 
     /// <summary>
@@ -120,12 +120,17 @@ public sealed class FactCorpus
     /// sentences can say "He ..."), each a uniformly drawn object of that relation among the chosen facts.
     /// A <paramref name="namePool"/> above zero draws first and last names from that many of each, so every first and
     /// every last name is shared by several people and only the whole name tells who is meant.
+    /// <paramref name="namesFromSubjects"/> instead takes the first and last words of the chosen (real) subjects of
+    /// two or more words, so a real subject's first word, or its last, also names fictional people with other
+    /// attributes: only the whole name keys a real fact too.
     /// </summary>
-    private static List<Fact> MakePeople(Dictionary<string, List<Fact>> all, List<Fact> chosen, List<RelationTemplates> relations, int count, int namePool, Random random)
+    private static List<Fact> MakePeople(Dictionary<string, List<Fact>> all, List<Fact> chosen, List<RelationTemplates> relations, int count, int namePool, bool namesFromSubjects, Random random)
     {
         if (count == 0) return [];
-        var names = all.Where(r => PersonRelations.Contains(r.Key)).SelectMany(r => r.Value).Select(f => f.Subject.Split(' '))
-            .Where(w => w.Length == 2 && w.All(x => x.Length > 1 && char.IsAsciiLetterUpper(x[0]) && x.All(char.IsAsciiLetter))).ToList();
+        var names = namesFromSubjects
+            ? chosen.Select(f => f.Subject.Split(' ')).Where(w => w.Length >= 2).Select(w => new[] { w[0], w[^1] }).ToList()
+            : all.Where(r => PersonRelations.Contains(r.Key)).SelectMany(r => r.Value).Select(f => f.Subject.Split(' '))
+                .Where(w => w.Length == 2 && w.All(x => x.Length > 1 && char.IsAsciiLetterUpper(x[0]) && x.All(char.IsAsciiLetter))).ToList();
         var first = names.Select(n => n[0]).Distinct().Order(StringComparer.Ordinal).ToArray();
         var last = names.Select(n => n[1]).Distinct().Order(StringComparer.Ordinal).ToArray();
         if (namePool > 0)
