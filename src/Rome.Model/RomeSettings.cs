@@ -29,6 +29,15 @@ public sealed class RomeSettings
     public int Workers { get; set; } = 1;
     /// <summary>Jobs one browser tab may have queued or running.</summary>
     public int MaxQueuedJobsPerSession { get; set; } = 3;
+    /// <summary>Edits one browser tab may stack on a model (each holds its rank-one update, and its undo history).</summary>
+    public int MaxEditsPerTab { get; set; } = 20;
+    /// <summary>
+    /// Resident memory (MB) above which the web app refuses new jobs until memory is given back (0: no limit). Size it
+    /// from the model: weights, plus about 0.2 GB per worker for the bundled model's largest trace.
+    /// </summary>
+    public int MemoryLimitMB { get; set; } = 0;
+    /// <summary>This server's name among replicas behind a proxy, sent as the X-Rome-Replica header (none when unset).</summary>
+    public string? Replica { get; set; }
 
     /// <summary>The folder the relative paths are resolved against.</summary>
     public string BaseDirectory { get; set; } = Directory.GetCurrentDirectory();

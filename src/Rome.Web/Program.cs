@@ -3,6 +3,7 @@ using Rome.Model;
 using Rome.Web.Components;
 using Rome.Web.Services;
 
+ProcessMemory.LimitArenas(); // before libtorch allocates: see ProcessMemory
 var builder = WebApplication.CreateBuilder(args);
 
 // One appsettings.json at the repository root configures the web app and the CLI alike.
@@ -17,19 +18,28 @@ builder.Services.AddSingleton<ModelLibrary>();
 builder.Services.AddSingleton<JobQueue>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<JobQueue>());
 builder.Services.AddScoped<UserSession>();
+builder.Services.AddScoped<SessionJobs>();
+builder.Services.AddScoped<TraceService>();
+builder.Services.AddScoped<EditService>();
+builder.Services.AddScoped<PreviewService>();
+builder.Services.AddScoped<EvaluationService>();
 builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, SessionCircuitHandler>();
 
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+builder.Services.AddHealthChecks(); // /healthz: what a proxy or an orchestrator probes
 builder.Services.AddMudServices();
 
 var app = builder.Build();
 
 if (!app.Environment.IsDevelopment())
     app.UseExceptionHandler("/Error", createScopeForErrors: true);
+if (settings.Replica is { Length: > 0 } replica)
+    app.Use((context, next) => { context.Response.Headers["X-Rome-Replica"] = replica; return next(); });
 app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
 app.UseAntiforgery();
 
 app.MapStaticAssets();
+app.MapHealthChecks("/healthz");
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 
 // Load the default model before the first request, so the first visitor does not wait for it; others load on first use.

@@ -33,6 +33,32 @@ public class JobQueueTests
         await queue.StopAsync(CancellationToken.None);
     }
 
+    /// <summary>The wait a tab is shown: the recent run times of the jobs ahead (none known yet: no estimate).</summary>
+    [Fact]
+    public async Task TheWaitEstimateGrowsWithTheJobsAhead_AndIsWithheldForUnknownWork()
+    {
+        var queue = Queue();
+        await queue.StartAsync(CancellationToken.None);
+        for (int i = 0; i < 2; i++)
+            await queue.Enqueue("warm", "trace", _ => Task.Delay(100), CancellationToken.None).Completion;
+
+        var gate = new TaskCompletionSource();
+        var running = queue.Enqueue("a", "trace", _ => gate.Task, CancellationToken.None);
+        while (!running.Started) await Task.Delay(10);
+        var second = queue.Enqueue("b", "trace", _ => Task.CompletedTask, CancellationToken.None);
+        var third = queue.Enqueue("c", "trace", _ => Task.CompletedTask, CancellationToken.None);
+        var unknown = queue.Enqueue("d", "evaluate", _ => Task.CompletedTask, CancellationToken.None);
+        var last = queue.Enqueue("e", "trace", _ => Task.CompletedTask, CancellationToken.None);
+
+        Assert.Equal(TimeSpan.Zero, queue.EstimatedWait(running));
+        var (w2, w3) = (queue.EstimatedWait(second)!.Value, queue.EstimatedWait(third)!.Value);
+        Assert.True(w3 > w2 && w3 - w2 >= TimeSpan.FromSeconds(0.09), $"{w2} then {w3}");   // one more trace ahead
+        Assert.Null(queue.EstimatedWait(last));   // an evaluation, never run yet, is ahead of it
+        gate.SetResult();
+        await Task.WhenAll(second.Completion, third.Completion, unknown.Completion, last.Completion);
+        await queue.StopAsync(CancellationToken.None);
+    }
+
     [Fact]
     public async Task ASessionsQueueIsLimited_AndClosingItCancelsWhatIsQueued()
     {

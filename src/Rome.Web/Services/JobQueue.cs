@@ -19,6 +19,8 @@ public sealed class Job
     internal CancellationTokenSource Cancel { get; }
     internal TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public bool Started { get; internal set; }
+    /// <summary>Time since the job started.</summary>
+    internal System.Diagnostics.Stopwatch Clock { get; } = new();
 
     /// <summary>Completes when the job has run (or faulted, or was cancelled).</summary>
     public Task Completion => Done.Task;
@@ -29,7 +31,8 @@ public sealed class Job
 /// <summary>
 /// One queue for the heavy work of every browser session, served by a configured number of workers (Rome:Workers).
 /// Fair between sessions: workers take the oldest job of the next session in turn, so one user's queue never starves
-/// another's. Each session may queue a limited number of jobs (Rome:MaxQueuedJobsPerSession). Cancelling a session's
+/// another's. Each session may queue a limited number of jobs (Rome:MaxQueuedJobsPerSession); above
+/// Rome:MemoryLimitMB of resident memory, new jobs are refused. When the queue goes idle, memory is given back. Cancelling a session's
 /// token (its circuit closed) cancels its running job and drops its queued ones.
 /// </summary>
 public sealed class JobQueue : BackgroundService
@@ -42,9 +45,15 @@ public sealed class JobQueue : BackgroundService
     private readonly int _perSession;
     private readonly ILogger<JobQueue> _log;
     private int _next;
+    private readonly List<Job> _runningJobs = [];
+    /// <summary>Recent mean run time per job label (seconds), for wait estimates.</summary>
+    private readonly Dictionary<string, double> _meanSeconds = new();
+
+    private readonly long _memoryLimit;
 
     public JobQueue(RomeSettings settings, ILogger<JobQueue> log)
     {
+        _memoryLimit = settings.MemoryLimitMB * (1L << 20);
         _workers = Math.Max(1, settings.Workers);
         _perSession = Math.Max(1, settings.MaxQueuedJobsPerSession);
         _log = log;
@@ -55,12 +64,27 @@ public sealed class JobQueue : BackgroundService
     /// <summary>How many jobs are running now.</summary>
     public int Running => Volatile.Read(ref _running);
 
+    /// <summary>Nothing running and nothing queued.</summary>
+    private bool IsIdle
+    {
+        get { lock (_lock) return Volatile.Read(ref _running) == 0 && _queues.Values.All(q => q.Count == 0); }
+    }
+
     /// <summary>Raised whenever positions change (a job queued, started or finished).</summary>
     public event Action? Changed;
 
     /// <summary>Queues work for a session. Throws a <see cref="RomeException"/> when the session's queue is full.</summary>
     public Job Enqueue(string session, string label, Func<CancellationToken, Task> run, CancellationToken cancel)
     {
+        if (_memoryLimit > 0 && ProcessMemory.ResidentBytes() > _memoryLimit)
+        {
+            ProcessMemory.GiveBack();
+            if (ProcessMemory.ResidentBytes() > _memoryLimit)
+            {
+                _log.LogWarning("Refusing a job: resident memory {Resident:N0} MB is over the limit of {Limit:N0} MB", ProcessMemory.ResidentBytes() >> 20, _memoryLimit >> 20);
+                throw new RomeException("The server is at its memory limit; try again in a minute, when other jobs have finished.");
+            }
+        }
         var job = new Job(session, label, run, cancel);
         lock (_lock)
         {
@@ -76,24 +100,44 @@ public sealed class JobQueue : BackgroundService
     }
 
     /// <summary>How many jobs run before this one (0: it is running or next).</summary>
-    public int PositionOf(Job job)
+    public int PositionOf(Job job) => Ahead(job).Count;
+
+    /// <summary>
+    /// An honest guess of this job's wait: the recent mean run time of each job ahead (by label), shared among the
+    /// workers, plus what the running jobs have left. Null until jobs of those labels have run.
+    /// </summary>
+    public TimeSpan? EstimatedWait(Job job)
     {
-        if (job.Started) return 0;
+        if (job.Started) return TimeSpan.Zero;
+        double seconds = 0;
+        var jobsAhead = Ahead(job);
         lock (_lock)
         {
-            // Simulate the round-robin order from the current turn.
+            foreach (var ahead in jobsAhead)
+                if (_meanSeconds.TryGetValue(ahead.Label, out var mean)) seconds += mean; else return null;
+            foreach (var running in _runningJobs)
+                if (_meanSeconds.TryGetValue(running.Label, out var mean)) seconds += Math.Max(0, mean - running.Clock.Elapsed.TotalSeconds); else return null;
+        }
+        return TimeSpan.FromSeconds(seconds / _workers);
+    }
+
+    /// <summary>The queued jobs that run before this one, in the round-robin order from the current turn.</summary>
+    private List<Job> Ahead(Job job)
+    {
+        var ahead = new List<Job>();
+        if (job.Started) return ahead;
+        lock (_lock)
+        {
             var copies = _sessions.ToDictionary(s => s, s => new Queue<Job>(_queues[s]));
-            var position = 0;
-            for (int turn = _next, guard = 0; guard < 100_000; turn++, guard++)
+            for (int turn = _next, guard = 0; guard < 100_000 && _sessions.Count > 0; turn++, guard++)
             {
-                if (_sessions.Count == 0) break;
                 var session = _sessions[turn % _sessions.Count];
                 if (!copies[session].TryDequeue(out var candidate)) { if (copies.Values.All(q => q.Count == 0)) break; continue; }
-                if (candidate == job) return position;
-                position++;
+                if (candidate == job) break;
+                ahead.Add(candidate);
             }
-            return position;
         }
+        return ahead;
     }
 
     private void Drop(Job job)
@@ -122,6 +166,8 @@ public sealed class JobQueue : BackgroundService
                 {
                     _next = (_next + i + 1) % Math.Max(1, _sessions.Count);
                     job.Started = true;
+                    job.Clock.Restart();
+                    _runningJobs.Add(job);
                     return job;
                 }
             }
@@ -159,9 +205,16 @@ public sealed class JobQueue : BackgroundService
             }
             finally
             {
+                lock (_lock)
+                {
+                    _runningJobs.Remove(job);
+                    var seconds = job.Clock.Elapsed.TotalSeconds;
+                    _meanSeconds[job.Label] = _meanSeconds.TryGetValue(job.Label, out var mean) ? 0.7 * mean + 0.3 * seconds : seconds;
+                }
                 Interlocked.Decrement(ref _running);
                 Changed?.Invoke();
             }
+            if (IsIdle) ProcessMemory.GiveBackIfGrown(); // the last job's peak goes back to the system, not kept for good
         }
     }
 }

@@ -8,6 +8,16 @@ retryButton.addEventListener("click", retry);
 const resumeButton = document.getElementById("components-resume-button");
 resumeButton.addEventListener("click", resume);
 
+document.getElementById("components-reload-button").addEventListener("click", () => location.reload());
+
+// The server no longer knows this tab's circuit (it stopped, restarted, or the tab was sent to another replica):
+// say so, rather than reloading silently and losing the user's edits without a word.
+function showRejected() {
+    document.removeEventListener("visibilitychange", retryWhenDocumentBecomesVisible);
+    reconnectModal.className = "components-reconnect-rejected";
+    if (!reconnectModal.open) reconnectModal.showModal();
+}
+
 function handleReconnectStateChanged(event) {
     if (event.detail.state === "show") {
         reconnectModal.showModal();
@@ -16,7 +26,7 @@ function handleReconnectStateChanged(event) {
     } else if (event.detail.state === "failed") {
         document.addEventListener("visibilitychange", retryWhenDocumentBecomesVisible);
     } else if (event.detail.state === "rejected") {
-        location.reload();
+        showRejected();
     }
 }
 
@@ -31,10 +41,10 @@ async function retry() {
         const successful = await Blazor.reconnect();
         if (!successful) {
             // We have been able to reach the server, but the circuit is no longer available.
-            // We'll reload the page so the user can continue using the app as quickly as possible.
+            // The circuit is gone for good: try to resume it, else say so (the user decides to reload).
             const resumeSuccessful = await Blazor.resumeCircuit();
             if (!resumeSuccessful) {
-                location.reload();
+                showRejected();
             } else {
                 reconnectModal.close();
             }
@@ -49,7 +59,7 @@ async function resume() {
     try {
         const successful = await Blazor.resumeCircuit();
         if (!successful) {
-            location.reload();
+            showRejected();
         }
     } catch {
         reconnectModal.classList.replace("components-reconnect-paused", "components-reconnect-resume-failed");

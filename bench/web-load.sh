@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The classroom load benchmark (issue #15): starts the web app on a loopback port, then drives N browser tabs at
+# once (Playwright in Debian's Chromium), each tracing a fact and then editing it. The clients run at the lowest
+# CPU priority, so the server has the machine's cores. Run it alone: other libtorch work skews every number.
+#   bench/web-load.sh [--tabs 1,5,10,30] [--settle 15]      (extra options go to the app, e.g. --Rome:Workers=2)
+# APP_DIR=/other/checkout serves another checkout's app (to compare two versions with one driver).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=${PORT:-5080}
+app_dir=$(realpath "${APP_DIR:-.}")
+bench_args=() app_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tabs|--settle|--timeout) bench_args+=("$1" "$2"); shift 2 ;;
+    *) app_args+=("$1"); shift ;;
+  esac
+done
+mkdir -p artifacts
+dotnet publish "$app_dir/src/Rome.Web" -c Release -v q -o "$app_dir/artifacts/bench-web" >/dev/null
+dotnet build bench/Rome.Bench.Web -c Release -v q -o artifacts/bench-driver >/dev/null
+# The published folder is the content root (its wwwroot has the static assets); the app finds the checkout's
+# appsettings.json above it, and resolves the models' paths there.
+dotnet "$app_dir/artifacts/bench-web/Rome.Web.dll" --contentRoot "$app_dir/artifacts/bench-web" --urls "http://127.0.0.1:$port" "${app_args[@]}" > artifacts/bench-web.log 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 120); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.5; done
+echo "server pid $server, $(nproc) cores; clients at nice 19"
+nice -n 19 dotnet artifacts/bench-driver/Rome.Bench.Web.dll --url "http://127.0.0.1:$port" --pid "$server" --model "$app_dir/models/rome-knowing" "${bench_args[@]}"

@@ -1,0 +1,13 @@
+// A reverse proxy in front of several Rome.Web replicas (YARP, configured in appsettings.json's "ReverseProxy"
+// section). Blazor Server keeps each tab's state in a circuit on one replica, so every request of a browser must
+// reach the replica that served its page: session affinity by cookie. Health checks (each replica's /healthz, and
+// failed requests) notice a replica that is gone; its browsers are then sent to another one, where their old
+// circuits are unknown, and the page says so (the reconnect dialog).
+//   dotnet run --project src/Rome.Proxy -- --urls http://0.0.0.0:8080 \
+//     --ReverseProxy:Clusters:rome:Destinations:a:Address=http://127.0.0.1:5001 \
+//     --ReverseProxy:Clusters:rome:Destinations:b:Address=http://127.0.0.1:5002
+var builder = WebApplication.CreateBuilder(args);
+builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+var app = builder.Build();
+app.MapReverseProxy();
+app.Run();
