@@ -2,7 +2,8 @@
 # The classroom load benchmark (issue #15): starts the web app on a loopback port, then drives N browser tabs at
 # once (Playwright in Debian's Chromium), each tracing a fact and then editing it. The clients run at the lowest
 # CPU priority, so the server has the machine's cores. Run it alone: other libtorch work skews every number.
-#   bench/web-load.sh [--tabs 1,5,10,30] [--settle 15]      (extra options go to the app, e.g. --Rome:Workers=2)
+#   bench/web-load.sh [--tabs 1,5,10,30] [--settle 15] [--max-trace 50]   (other options go to the app, e.g. --Rome:Workers=2)
+# --max-trace S ends with one trace of the longest prompt at S samples, and the memory it leaves.
 # APP_DIR=/other/checkout serves another checkout's app (to compare two versions with one driver).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ app_dir=$(realpath "${APP_DIR:-.}")
 bench_args=() app_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --tabs|--settle|--timeout) bench_args+=("$1" "$2"); shift 2 ;;
+    --tabs|--settle|--timeout|--max-trace) bench_args+=("$1" "$2"); shift 2 ;;
     *) app_args+=("$1"); shift ;;
   esac
 done

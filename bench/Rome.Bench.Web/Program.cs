@@ -7,7 +7,7 @@ using Microsoft.Playwright;
 // Prints per round the failures, click-to-done waits, server CPU seconds per tab and the server's RSS before, at
 // its peak and after the round. The server is another process (bench/web-load.sh starts it and runs this at
 // lower CPU priority); its PID gives CPU time and RSS from /proc.
-//   dotnet run --project bench/Rome.Bench.Web -- --url http://127.0.0.1:5080 --pid PID --tabs 5,10,30 [--model DIR] [--settle 15]
+//   dotnet run --project bench/Rome.Bench.Web -- --url http://127.0.0.1:5080 --pid PID --tabs 5,10,30 [--model DIR] [--settle 15] [--max-trace 50]
 
 var options = Args(args);
 var url = options.GetValueOrDefault("url", "http://127.0.0.1:5080").TrimEnd('/');
@@ -51,6 +51,34 @@ foreach (var tabs in rounds)
     string Waits(IEnumerable<double> s) => s.ToList() is { Count: > 0 } w ? $"{Median(w):F1} s / {w.Max():F1} s" : "-";
     Console.WriteLine($"| {tabs} | {failures} | {Waits(results.Where(r => r.Trace > 0).Select(r => r.Trace))} | {Waits(results.Where(r => r.Edit > 0).Select(r => r.Edit))} | " +
                       $"{cpu / tabs:F2} | {rssBefore:N0} → {peak:N0} → {Rss(pid):N0} |");
+}
+
+// The largest trace a tab may ask for (MaxPromptTokens, MaxTraceSamples): what it costs, and what it leaves behind.
+if (options.ContainsKey("max-trace"))
+{
+    var (before, cpuBefore) = (Rss(pid), Cpu(pid));
+    var peak = before;
+    using var sampling = new CancellationTokenSource();
+    var sampler = Task.Run(async () => { while (!sampling.IsCancellationRequested) { peak = Math.Max(peak, Rss(pid)); await Task.Delay(100); } });
+    var context = await browser.NewContextAsync();
+    var page = await context.NewPageAsync();
+    await page.GotoAsync($"{url}/trace");
+    await page.WaitForFunctionAsync("() => window.Blazor !== undefined");
+    var prompt = string.Join(" ", Enumerable.Repeat("In the old days, people said that", 5)) + " Nintendo is located in";
+    await page.Locator("[data-testid=trace-prompt]").FillAsync(prompt);
+    await page.Locator("[data-testid=trace-subject]").FillAsync("Nintendo");
+    await page.Locator("[data-testid=trace-samples]").FillAsync(options["max-trace"]);
+    await page.Locator("[data-testid=trace-samples]").BlurAsync();
+    var clock = Stopwatch.StartNew();
+    await page.Locator("[data-testid=trace-run]").ClickAsync();
+    string? error = null;
+    try { await Done(page, "trace-job"); } catch (Exception e) { error = e.Message.Split('\n')[0]; }
+    var seconds = clock.Elapsed.TotalSeconds;
+    await context.CloseAsync();
+    await Task.Delay(settle);
+    sampling.Cancel();
+    await sampler;
+    Console.WriteLine($"\nOne trace of {prompt.Split(' ').Length + 4}-odd tokens and {options["max-trace"]} samples: {(error ?? "done")} in {seconds:F1} s, server CPU {Cpu(pid) - cpuBefore:F1} s, RSS {before:N0} → {peak:N0} → {Rss(pid):N0} MB");
 }
 
 // One student: open a fact's trace (it starts on opening), wait for it, then edit the fact and wait for the edit.

@@ -27,6 +27,11 @@ public sealed class RomeSettings
     public int MaxEvalCases { get; set; } = 200;
     /// <summary>Jobs the web app runs at once (more than one only helps with cores to spare).</summary>
     public int Workers { get; set; } = 1;
+    /// <summary>
+    /// libtorch's threads per operation (0: its default, one per core). Measured on the bundled model (README, "Serving
+    /// a class"), two workers of one thread cost as much CPU per student as one worker of two, and waited longer.
+    /// </summary>
+    public int TorchThreads { get; set; } = 0;
     /// <summary>Jobs one browser tab may have queued or running.</summary>
     public int MaxQueuedJobsPerSession { get; set; } = 3;
     /// <summary>Edits one browser tab may stack on a model (each holds its rank-one update, and its undo history).</summary>

@@ -14,6 +14,7 @@ builder.Configuration.AddEnvironmentVariables().AddCommandLine(args);
 var settings = new RomeSettings { BaseDirectory = rootSettings is null ? builder.Environment.ContentRootPath : Path.GetDirectoryName(rootSettings)! };
 builder.Configuration.GetSection("Rome").Bind(settings);
 builder.Services.AddSingleton(settings);
+if (settings.TorchThreads > 0) TorchSharp.torch.set_num_threads(settings.TorchThreads);
 builder.Services.AddSingleton<ModelLibrary>();
 builder.Services.AddSingleton<JobQueue>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<JobQueue>());

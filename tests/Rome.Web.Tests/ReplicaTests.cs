@@ -91,7 +91,7 @@ public sealed class ReplicaTests(WebAppFixture app) : IAsyncLifetime
         // Reload, as the dialog offers: the tab starts again on the surviving replica.
         var (moved, movedSeen) = tabs.First(t => onA.Contains(t.Page));
         lock (movedSeen) movedSeen.Clear();
-        await moved.RunAndWaitForNavigationAsync(() => moved.Locator("#components-reload-button").ClickAsync());
+        await moved.RunAndWaitForRequestAsync(() => moved.Locator("#components-reload-button").ClickAsync(), request => request.IsNavigationRequest);
         await moved.WaitForFunctionAsync("() => window.Blazor !== undefined");
         Assert.False(await moved.Locator("#components-reconnect-modal").EvaluateAsync<bool>("m => m.open"));
         Assert.Equal(["b"], movedSeen);

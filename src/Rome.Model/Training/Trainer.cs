@@ -144,7 +144,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
             {
                 var linear = model.Linear($"h.{layer}.mlp.{name}");
                 yield return linear.Weight;
-                yield return linear.Bias;
+                if (linear.Bias is { } bias) yield return bias;
             }
     }
 
