@@ -23,7 +23,7 @@ var cases = JsonDocument.Parse(File.ReadAllText(Path.Combine(options.GetValueOrD
 using var playwright = await Playwright.CreateAsync();
 await using var browser = await playwright.Chromium.LaunchAsync(new()
 {
-    ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") is { Length: > 0 } p ? p : "/usr/bin/chromium",
+    ExecutablePath = Environment.GetEnvironmentVariable("CHROMIUM_PATH") is { Length: > 0 } p ? p : "/usr/bin/chromium", // web-load.sh sets it
     Headless = true,
     Args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
@@ -47,7 +47,7 @@ foreach (var tabs in rounds)
     sampling.Cancel();
     await sampler;
     var failures = results.Count(r => r.Error is not null);
-    foreach (var error in results.Select(r => r.Error).OfType<string>().Distinct()) Console.Error.WriteLine($"  failure: {error}");
+    foreach (var error in results.Select(r => r.Error).OfType<string>().GroupBy(e => e)) Console.Error.WriteLine($"  failure ({error.Count()}x): {error.Key}");
     string Waits(IEnumerable<double> s) => s.ToList() is { Count: > 0 } w ? $"{Median(w):F1} s / {w.Max():F1} s" : "-";
     Console.WriteLine($"| {tabs} | {failures} | {Waits(results.Where(r => r.Trace > 0).Select(r => r.Trace))} | {Waits(results.Where(r => r.Edit > 0).Select(r => r.Edit))} | " +
                       $"{cpu / tabs:F2} | {rssBefore:N0} → {peak:N0} → {Rss(pid):N0} |");
@@ -85,10 +85,12 @@ if (options.ContainsKey("max-trace"))
 async Task<(double Trace, double Edit, string? Error)> Student((string Prompt, string Subject, string Target) fact)
 {
     var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+    context.SetDefaultTimeout((float)timeout.TotalMilliseconds); // a loaded machine loads pages slowly: that is not a failure
     double trace = 0, edit = 0;
+    IPage? page = null;
     try
     {
-        var page = await context.NewPageAsync();
+        page = await context.NewPageAsync();
         var filled = fact.Prompt.Replace("{}", fact.Subject);
         var clock = Stopwatch.StartNew();
         await page.GotoAsync($"{url}/trace?prompt={Uri.EscapeDataString(filled)}&subject={Uri.EscapeDataString(fact.Subject)}&run=1");
@@ -104,8 +106,20 @@ async Task<(double Trace, double Edit, string? Error)> Student((string Prompt, s
         edit = clock.Elapsed.TotalSeconds;
         return (trace, edit, null);
     }
-    catch (Exception e) { return (trace, edit, e.Message.Split('\n')[0]); }
+    catch (Exception e) { return (trace, edit, e.Message.Split('\n')[0] + (page is null ? "" : await Where(page))); }
     finally { await context.CloseAsync(); }
+}
+
+// What a failed tab showed: its jobs' states and whether it had lost its connection.
+async Task<string> Where(IPage page)
+{
+    try
+    {
+        return " [" + await page.EvaluateAsync<string>(
+            "() => [...document.querySelectorAll('[data-testid$=-job]')].map(j => j.dataset.testid + ' ' + j.dataset.state + ': ' + j.innerText.slice(0, 80)).join('; ')" +
+            " + (document.querySelector('#components-reconnect-modal')?.open ? '; reconnect dialog open' : '')") + "]";
+    }
+    catch (Exception) { return " [page not readable]"; }
 }
 
 // A job is done when its data-state says so; error or cancelled is a failure.

@@ -343,4 +343,21 @@ public class NoiseLevelTests
         Assert.Equal(0.3, NoiseLevel.Parse("3s", () => 0.1), 12);
         Assert.Equal(0.25, NoiseLevel.Parse(" 0.25 ", () => throw new InvalidOperationException("σ is not needed")), 12);
     }
+
+    [Fact]
+    public void TabsTracingAtOnceShareTheFirstNoiseMeasurement()
+    {
+        // Several tabs' first traces on a fresh cache all measure σ and write it: none fails, and all agree.
+        using var lm = LanguageModel.Load(TestPaths.BundledModel);
+        var cache = TestPaths.TempFolder();
+        try
+        {
+            var sigmas = Enumerable.Range(0, 8).AsParallel().WithDegreeOfParallelism(8)
+                .Select(_ => NoiseLevel.SubjectStd(lm, cache, TestPaths.Data)).ToList();
+            Assert.All(sigmas, s => Assert.Equal(sigmas[0], s, 12));
+            Assert.Equal(sigmas[0], NoiseLevel.SubjectStd(lm, cache, TestPaths.Data), 12); // from the file now
+            Assert.Empty(Directory.EnumerateFiles(cache, "*.partial", SearchOption.AllDirectories));
+        }
+        finally { Directory.Delete(cache, recursive: true); }
+    }
 }

@@ -315,9 +315,13 @@ public static class Checkpoint
         return values;
     }
 
+    /// <summary>
+    /// Writes a file through a temporary one of its own and a rename, so a reader never sees half a file and two
+    /// writers at once (say, two tabs filling the same cache entry) each replace it whole.
+    /// </summary>
     internal static void WriteAtomically(string path, Action<string> write)
     {
-        var temp = path + ".partial";
+        var temp = $"{path}.{Guid.NewGuid():N}.partial";
         try
         {
             write(temp);
