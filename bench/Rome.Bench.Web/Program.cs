@@ -74,11 +74,14 @@ if (options.ContainsKey("max-trace"))
     string? error = null;
     try { await Done(page, "trace-job"); } catch (Exception e) { error = e.Message.Split('\n')[0]; }
     var seconds = clock.Elapsed.TotalSeconds;
+    // What was traced, as the page says it: the samples, and the cells of each grid (tokens x layers).
+    var traced = error is not null ? "" : System.Text.RegularExpressions.Regex.Match(await page.Locator("[data-testid=trace-answer]").InnerTextAsync(), @"\d+ samples").Value + ", cells " +
+        string.Join(" + ", await page.Locator("[data-testid^=trace-heatmap-]").EvaluateAllAsync<string[]>("hs => hs.map(h => h.dataset.cells)"));
     await context.CloseAsync();
     await Task.Delay(settle);
     sampling.Cancel();
     await sampler;
-    Console.WriteLine($"\nOne trace of {prompt.Split(' ').Length + 4}-odd tokens and {options["max-trace"]} samples: {(error ?? "done")} in {seconds:F1} s, server CPU {Cpu(pid) - cpuBefore:F1} s, RSS {before:N0} → {peak:N0} → {Rss(pid):N0} MB");
+    Console.WriteLine($"\nOne trace of the longest prompt ({traced}): {(error ?? "done")} in {seconds:F1} s, server CPU {Cpu(pid) - cpuBefore:F1} s, RSS {before:N0} → {peak:N0} → {Rss(pid):N0} MB");
 }
 
 // One student: open a fact's trace (it starts on opening), wait for it, then edit the fact and wait for the edit.
