@@ -59,15 +59,13 @@ public sealed class JobQueue : BackgroundService
         _log = log;
     }
 
-    private int _running;
-
     /// <summary>How many jobs are running now.</summary>
-    public int Running => Volatile.Read(ref _running);
+    public int Running { get { lock (_lock) return _runningJobs.Count; } }
 
     /// <summary>Nothing running and nothing queued.</summary>
     private bool IsIdle
     {
-        get { lock (_lock) return Volatile.Read(ref _running) == 0 && _queues.Values.All(q => q.Count == 0); }
+        get { lock (_lock) return _runningJobs.Count == 0 && _queues.Values.All(q => q.Count == 0); }
     }
 
     /// <summary>Raised whenever positions change (a job queued, started or finished).</summary>
@@ -189,7 +187,6 @@ public sealed class JobQueue : BackgroundService
             catch (OperationCanceledException) { return; }
             var job = Take();
             if (job is null) continue;
-            Interlocked.Increment(ref _running);
             Changed?.Invoke();
             var cpu = Environment.CpuUsage.TotalTime;
             try
@@ -214,7 +211,6 @@ public sealed class JobQueue : BackgroundService
                 }
                 // With one worker, the process's CPU time while a job runs is roughly the job's (what a job costs).
                 _log.LogDebug("Job {Label} ran {Seconds:F3} s, process CPU {Cpu:F3} s", job.Label, job.Clock.Elapsed.TotalSeconds, (Environment.CpuUsage.TotalTime - cpu).TotalSeconds);
-                Interlocked.Decrement(ref _running);
                 Changed?.Invoke();
             }
             if (IsIdle) ProcessMemory.GiveBackIfGrown(); // the last job's peak goes back to the system, not kept for good
