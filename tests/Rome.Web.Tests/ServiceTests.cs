@@ -82,5 +82,9 @@ public sealed class ServiceTests : IAsyncLifetime
         Assert.StartsWith("\"Nintendo is located in\" → Germany", after);
         _user.Edits.Undo();
         Assert.Equal(before, await preview.PreviewAsync("{} is located in", "Nintendo"));
+        var version = _user.Edits.Version;
+        _user.Edits.Redo();
+        Assert.True(_user.Edits.Version > version); // every change to the stack is a new version, so a new preview
+        Assert.StartsWith("\"Nintendo is located in\" → Germany", await preview.PreviewAsync("{} is located in", "Nintendo"));
     }
 }

@@ -17,6 +17,10 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
 
     public LanguageModel Model => lm;
 
+    /// <summary>Counts the changes to the stack (push, undo, redo, clear): what a cache of results on this session's model keys on.</summary>
+    public long Version { get { lock (_lock) return _version; } }
+    private long _version;
+
     public IReadOnlyList<AppliedEdit> Edits { get { lock (_lock) return _applied.ToList(); } }
     public bool CanUndo { get { lock (_lock) return _applied.Count > 0; } }
     public bool CanRedo { get { lock (_lock) return _undone.Count > 0; } }
@@ -51,6 +55,7 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
         {
             _applied.Add(edit);
             while (_undone.TryPop(out var dropped)) dropped.Dispose();
+            _version++;
         }
     }
 
@@ -62,6 +67,7 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
             var edit = _applied[^1];
             _applied.RemoveAt(_applied.Count - 1);
             _undone.Push(edit);
+            _version++;
             return edit;
         }
     }
@@ -72,6 +78,7 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
         {
             if (!_undone.TryPop(out var edit)) return null;
             _applied.Add(edit);
+            _version++;
             return edit;
         }
     }
@@ -83,6 +90,7 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
             foreach (var e in _applied.Concat(_undone)) e.Dispose();
             _applied.Clear();
             _undone.Clear();
+            _version++;
         }
     }
 

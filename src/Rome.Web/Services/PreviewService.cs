@@ -13,8 +13,7 @@ public sealed class PreviewService(UserSession user, SessionJobs jobs)
     private (string Key, string Text)? _last;
 
     /// <summary>What a preview depends on: the model, the fact and the tab's stack of edits.</summary>
-    public string Key(string prompt, string subject) => string.Join("\u0001", new[] { user.Host.Name, prompt, subject }.Concat(
-        user.EditCount == 0 ? [] : user.Edits.Interventions().Overlays.Select(o => System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(o).ToString())));
+    public string Key(string prompt, string subject) => string.Join("\u0001", user.Host.Name, prompt, subject, user.EditCount == 0 ? "" : user.Edits.Version.ToString());
 
     /// <summary>The preview line, or why there is none (a bad prompt is said, not thrown).</summary>
     public async Task<string> PreviewAsync(string prompt, string subject, CancellationToken cancel = default)
