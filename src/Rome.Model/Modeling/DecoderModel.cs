@@ -67,11 +67,9 @@ public sealed class DecoderModel : nn.Module
     public ActivationCache RunWithCache(Tensor ids, IEnumerable<HookPoint> points, Interventions? iv = null)
     {
         var cache = new ActivationCache();
-        var capture = iv?.Copy() ?? new Interventions(); // the caller's interventions stay as they were
         var wanted = points.ToList();
-        foreach (var point in wanted) capture.Capture(point, t => cache.Add(point, t));
         var stop = wanted.Max(p => p == HookPoint.Embed ? 0 : p.Layer + 1);
-        using (Forward(ids, capture, stopAtLayer: stop)) { }
+        using (Forward(ids, Capturing(wanted, iv, cache), stopAtLayer: stop)) { }
         return cache;
     }
 
@@ -83,9 +81,15 @@ public sealed class DecoderModel : nn.Module
     public (Tensor Logits, ActivationCache Cache) RunWithLogits(Tensor ids, IEnumerable<HookPoint> points, Interventions? iv = null, KvCache? kv = null, bool lastOnly = false)
     {
         var cache = new ActivationCache();
+        return (Forward(ids, Capturing(points, iv, cache), kv, lastOnly), cache);
+    }
+
+    /// <summary>A copy of <paramref name="iv"/> (the caller's stays as it was) that also captures <paramref name="points"/> into <paramref name="cache"/>.</summary>
+    private static Interventions Capturing(IEnumerable<HookPoint> points, Interventions? iv, ActivationCache cache)
+    {
         var capture = iv?.Copy() ?? new Interventions();
         foreach (var point in points) capture.Capture(point, t => cache.Add(point, t));
-        return (Forward(ids, capture, kv, lastOnly), cache);
+        return capture;
     }
 
     /// <summary>
