@@ -95,4 +95,21 @@ public class TrainerTests
             Assert.All(person, f => Assert.Contains(f.Object, document));
         }
     }
+
+    [Fact]
+    public void NamesFromSubjectsReuseTheFirstAndLastWordsOfTheChosenRealSubjects()
+    {
+        var corpus = FactCorpus.Build(TestPaths.Data, perRelation: 5, seed: 1, people: 30, namesFromSubjects: true);
+        var words = corpus.Facts.Select(f => f.Subject.Split(' ')).Where(w => w.Length >= 2).ToList();
+        var people = corpus.People.Select(f => f.Subject).Distinct().ToList();
+        Assert.Equal(30, people.Count);
+        Assert.All(people, name =>
+        {
+            var parts = name.Split(' ');
+            Assert.Equal(2, parts.Length);
+            Assert.Contains(words, w => w[0] == parts[0]);  // a real subject starts with the first name
+            Assert.Contains(words, w => w[^1] == parts[1]); // and another (or the same) ends with the last
+        });
+        Assert.DoesNotContain(people, name => corpus.Facts.Any(f => f.Subject == name)); // never a real subject itself
+    }
 }
