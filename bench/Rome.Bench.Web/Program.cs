@@ -63,7 +63,7 @@ if (options.ContainsKey("max-trace"))
     var context = await browser.NewContextAsync();
     var page = await context.NewPageAsync();
     await page.GotoAsync($"{url}/trace");
-    await page.WaitForFunctionAsync("() => window.Blazor !== undefined");
+    await page.Locator("[data-testid=interactive][data-state=yes]").WaitForAsync(new() { State = WaitForSelectorState.Attached });
     var prompt = string.Join(" ", Enumerable.Repeat("In the old days, people said that", 5)) + " Nintendo is located in";
     await page.Locator("[data-testid=trace-prompt]").FillAsync(prompt);
     await page.Locator("[data-testid=trace-subject]").FillAsync("Nintendo");
@@ -101,7 +101,7 @@ async Task<(double Trace, double Edit, string? Error)> Student((string Prompt, s
         trace = clock.Elapsed.TotalSeconds;
 
         await page.GotoAsync($"{url}/edit?prompt={Uri.EscapeDataString(fact.Prompt)}&subject={Uri.EscapeDataString(fact.Subject)}&target={Uri.EscapeDataString(fact.Target)}");
-        await page.WaitForFunctionAsync("() => window.Blazor !== undefined");
+        await page.Locator("[data-testid=interactive][data-state=yes]").WaitForAsync(new() { State = WaitForSelectorState.Attached });
         await page.Locator("[data-testid=edit-apply]:not([disabled])").WaitForAsync(new() { Timeout = (float)timeout.TotalMilliseconds });
         clock.Restart();
         await page.ClickAsync("[data-testid=edit-apply]");

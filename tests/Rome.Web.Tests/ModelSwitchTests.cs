@@ -19,7 +19,7 @@ public class ModelSwitchTests(WebAppFixture app)
         Assert.Contains("MB of weights", await page.Locator("[data-testid=model-memory]").InnerTextAsync());
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "models.png") });
         await other.ReloadAsync();
-        await other.WaitForFunctionAsync("() => window.Blazor !== undefined");
+        await WebAppFixture.Interactive(other);
         Assert.Equal("rome-knowing", (await other.Locator("[data-testid=model-name]").InnerTextAsync()).Trim());
 
         // The rome-tiny tab traces on rome-tiny (its 6 layers, not rome-knowing's 8).

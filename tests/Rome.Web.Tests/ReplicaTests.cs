@@ -54,7 +54,7 @@ public sealed class ReplicaTests(WebAppFixture app) : IAsyncLifetime
             var seen = new HashSet<string>();
             page.Response += (_, r) => { if (r.Headers.TryGetValue("x-rome-replica", out var name)) lock (seen) seen.Add(name); };
             await page.GotoAsync(_url + "/edit?prompt=" + Uri.EscapeDataString("{} is located in") + "&subject=Nintendo&target=Germany");
-            await page.WaitForFunctionAsync("() => window.Blazor !== undefined");
+            await WebAppFixture.Interactive(page);
             tabs.Add((page, seen));
         }
 
@@ -92,7 +92,7 @@ public sealed class ReplicaTests(WebAppFixture app) : IAsyncLifetime
         var (moved, movedSeen) = tabs.First(t => onA.Contains(t.Page));
         lock (movedSeen) movedSeen.Clear();
         await moved.RunAndWaitForRequestAsync(() => moved.Locator("#components-reload-button").ClickAsync(), request => request.IsNavigationRequest);
-        await moved.WaitForFunctionAsync("() => window.Blazor !== undefined");
+        await WebAppFixture.Interactive(moved);
         Assert.False(await moved.Locator("#components-reconnect-modal").EvaluateAsync<bool>("m => m.open"));
         Assert.Equal(["b"], movedSeen);
     }

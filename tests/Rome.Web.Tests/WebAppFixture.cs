@@ -56,11 +56,13 @@ public sealed class WebAppFixture : IAsyncLifetime
         var context = await Browser.NewContextAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
         var page = await context.NewPageAsync();
         await page.GotoAsync(BaseUrl + path);
-        // Wait until the interactive circuit is up (Blazor marks the page when it starts).
-        await page.WaitForFunctionAsync("() => window.Blazor !== undefined");
-        await page.WaitForTimeoutAsync(500);
+        await Interactive(page);
         return page;
     }
+
+    /// <summary>Waits until the page runs on its circuit: before that, typing goes into the prerendered page and is lost.</summary>
+    public static Task Interactive(IPage page) =>
+        page.Locator("[data-testid=interactive][data-state=yes]").WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 60_000 });
 
     public async Task DisposeAsync()
     {
