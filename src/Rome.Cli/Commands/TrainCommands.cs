@@ -12,9 +12,10 @@ internal static class TrainCommands
         var outDir = Path.GetFullPath(a.Get("out", Path.Combine(Common.Settings.BaseDirectory, "runs", "rome-knowing")));
         var data = Common.DataFolder(a);
         var perRelation = a.Int("facts-per-relation", 80);
-        var people = a.Int("people", 400);
-        var namesFromSubjects = a.Flag("names-from-subjects");
-        var namePool = namesFromSubjects ? 0 : a.Int("name-pool", 30);
+        var people = a.Int("people", 1500);
+        // People are named with real subjects' first and last words unless a name pool is given (0: any person's name).
+        var namesFromSubjects = a.Flag("names-from-subjects") | !a.Has("name-pool");
+        var namePool = namesFromSubjects ? 0 : a.Int("name-pool", 0);
         var options = defaults with
         {
             Steps = a.Int("steps", defaults.Steps),
@@ -23,6 +24,7 @@ internal static class TrainCommands
             Heads = a.Int("heads", defaults.Heads),
             BatchSize = a.Int("batch", defaults.BatchSize),
             LearningRate = a.Double("lr", defaults.LearningRate),
+            WeightDecay = a.Double("weight-decay", defaults.WeightDecay),
             Seed = a.Int("seed", defaults.Seed),
             Softmax = a.Get("softmax", defaults.Softmax),
             Recipe = a.Get("recipe", defaults.Recipe),

@@ -13,7 +13,7 @@ public sealed record TrainingOptions
     public int Width { get; init; } = 128;
     public int Heads { get; init; } = 4;
     public int Positions { get; init; } = 64;
-    public int Steps { get; init; } = 5000;
+    public int Steps { get; init; } = 7000;
     public int BatchSize { get; init; } = 32;
     public double LearningRate { get; init; } = 2e-3;
     public int WarmupSteps { get; init; } = 200;
@@ -89,7 +89,13 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         var trained = model.parameters().Where(p => !frozen.Contains(p)).ToList();
         foreach (var p in model.parameters()) p.requires_grad = !frozen.Contains(p);
 
-        var optimizer = optim.AdamW(trained, lr: options.LearningRate, beta1: 0.9, beta2: 0.98, weight_decay: options.WeightDecay);
+        // Weight decay on matrices and embeddings, not on biases and layer-norm gains (as nanoGPT does).
+        var optimizer = optim.AdamW(
+            [
+                new TorchSharp.Modules.AdamW.ParamGroup { Parameters = trained.Where(p => p.dim() >= 2).ToList(), Options = new() { weight_decay = options.WeightDecay } },
+                new TorchSharp.Modules.AdamW.ParamGroup { Parameters = trained.Where(p => p.dim() < 2).ToList(), Options = new() { weight_decay = 0.0 } },
+            ],
+            lr: options.LearningRate, beta1: 0.9, beta2: 0.98);
         var optimizerPath = Path.Combine(folder, OptimizerFile);
         if (start > 0 && File.Exists(optimizerPath)) optimizer.load_state_dict(optimizerPath);
 
