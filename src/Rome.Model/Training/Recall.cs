@@ -9,6 +9,9 @@ public sealed record RecallScore(string Name, int Correct, int Total)
     public override string ToString() => $"{Name}: {Correct}/{Total} = {100 * Rate:F1}%";
 }
 
+/// <summary>A fact to offer a class: its prompt, subject and answer, and another object of its relation to rewrite it to.</summary>
+public sealed record FactExample(string Prompt, string Subject, string Answer, string Other);
+
 public sealed record RecallReport(RecallScore TrainedTemplates, RecallScore HeldOutTemplates, RecallScore UnseenFacts, RecallScore ChanceBaseline);
 
 /// <summary>
@@ -33,6 +36,27 @@ public static class Recall
             correct += chunk.Where((item, k) => argmax[k] == FirstObjectToken(lm.Tokenizer, item.Object)).Count();
         }
         return new RecallScore(name, correct, items.Count);
+    }
+
+    /// <summary>
+    /// Up to <paramref name="count"/> facts to offer a class, one per subject, <paramref name="favourites"/> first: each
+    /// with its first trained prompt, and only facts the model gets right, so every example works when clicked.
+    /// </summary>
+    public static List<FactExample> Examples(LanguageModel lm, FactCorpus corpus, string[] favourites, int count, int seed = 7)
+    {
+        var random = new Random(seed);
+        var candidates = corpus.Facts
+            .OrderBy(f => Array.IndexOf(favourites, f.Subject) is var i && i >= 0 ? i : int.MaxValue).ThenBy(_ => random.Next())
+            .Take(count * 20).Select(f => (Fact: f, Prompt: corpus.Prompts(f).First(p => p.Trained).Prompt)).ToList();
+        using var scope = NewDisposeScope();
+        var argmax = lm.NextTokenLogProbs(candidates.Select(c => lm.Encode(c.Prompt)).ToList()).argmax(-1).data<long>().ToArray();
+        return candidates.Where((c, i) => argmax[i] == FirstObjectToken(lm.Tokenizer, c.Fact.Object))
+            .DistinctBy(c => c.Fact.Subject).Take(count)
+            .Select(c =>
+            {
+                var others = corpus.Facts.Where(o => o.Relation == c.Fact.Relation && o.Object != c.Fact.Object).Select(o => o.Object).Distinct().ToList();
+                return new FactExample(c.Prompt, c.Fact.Subject, c.Fact.Object, others[random.Next(others.Count)]);
+            }).ToList();
     }
 
     public static RecallReport Measure(LanguageModel lm, FactCorpus corpus, string? dataFolder, int unseenSample = 500, int seed = 0, CancellationToken cancel = default)

@@ -25,6 +25,8 @@ public sealed class ModelHost : IDisposable
             {
                 var lm = LanguageModel.Load(folder, settings.Device, settings.Dtype);
                 _facts = FactCorpus.ForModel(lm.Folder);
+                // Before any session can use the model: the examples must see its weights unedited.
+                _examples = _facts is null ? [] : Recall.Examples(lm, _facts, Favourites, count: 6);
                 log.LogInformation("Loaded model {Name} from {Folder} ({Parameters:N0} parameters)", lm.Name, lm.Folder, lm.ParameterCount);
                 return lm;
             }
@@ -61,8 +63,13 @@ public sealed class ModelHost : IDisposable
     /// <summary>The manifest of facts the bundled model was trained on (null for other models).</summary>
     public FactCorpus? Facts { get { _ = Model; return _facts; } }
 
+    /// <summary>Facts the Home page offers: famous subjects first, only facts the model gets right (none for other models).</summary>
+    public IReadOnlyList<FactExample> Examples { get { _ = Model; return _examples; } }
+
+    private static readonly string[] Favourites = ["Nintendo", "Tycho Brahe", "Paris", "Canada", "London", "Germany", "Toyota", "Honda", "BBC", "Sony"];
     private string? _loadError;
     private FactCorpus? _facts;
+    private IReadOnlyList<FactExample> _examples = [];
 
     public LanguageModel Require() => Model ?? throw new RomeException(LoadError ?? "No model is loaded.");
 
