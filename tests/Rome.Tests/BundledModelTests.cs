@@ -41,6 +41,18 @@ public class BundledModelTests : IDisposable
         Assert.All(_facts.Relations, r => Assert.Empty(r.Trained.Intersect(r.HeldOut)));
     }
 
+    /// <summary>The facts the Home page offers: favourites first, one per subject, each one the model gets right.</summary>
+    [Fact]
+    public void ExamplesAreFactsTheModelGetsRight_FavouritesFirst()
+    {
+        var examples = Recall.Examples(_lm, _facts, ["Paris", "Nintendo", "Tycho Brahe"], count: 6);
+        Assert.Equal(6, examples.Count);
+        Assert.Equal(6, examples.Select(e => e.Subject).Distinct().Count());
+        Assert.Equal(["Nintendo", "Tycho Brahe"], examples.Take(2).Select(e => e.Subject)); // this model gets Paris's facts wrong
+        Assert.Equal(1.0, Recall.Score(_lm, "examples", examples.Select(e => (e.Prompt, e.Answer)).ToList()).Rate);
+        Assert.All(examples, e => Assert.NotEqual(e.Answer, e.Other));
+    }
+
     [Fact]
     public void GenerationFromASubjectContinuesWithItsFacts()
     {
@@ -53,7 +65,7 @@ public class BundledModelTests : IDisposable
     [Fact]
     public void TracingAKnownFactSeparatesHighAndLowScores()
     {
-        var fact = _facts.Facts.First(f => f.Subject == "Nintendo" && f.Relation == "P17");
+        var fact = _facts.Facts.First(f => f.Subject == "Nintendo" && f.Relation == "P159"); // "The headquarter of Nintendo is in" Kyoto
         var prompt = _facts.Prompts(fact).First(p => p.Trained).Prompt;
         var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(_lm, _facts.Facts.Select(f => f.Subject).Distinct());
         var result = TraceResult.Collect(new CausalTrace(_lm).Run(new TraceRequest { Prompt = prompt, Subject = fact.Subject }, noise));
@@ -90,7 +102,7 @@ public class BundledModelTests : IDisposable
         Assert.NotNull(file);
         Assert.Equal(100, file.Result.Facts);
         Assert.Equal(3, file.Result.Kinds.Count);
-        Assert.InRange(file.Severed!.MlpShareLost, 0.10, 0.20);
+        Assert.InRange(file.Severed!.MlpShareLost, 0.15, 0.25);
         var copy = Path.Combine(TestPaths.TempFolder(), Rome.Model.Tracing.AveragedTraceFile.FileName);
         file.Save(copy);
         var again = Rome.Model.Tracing.AveragedTraceFile.Load(Path.GetDirectoryName(copy)!)!;

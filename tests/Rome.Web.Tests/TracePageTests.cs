@@ -20,17 +20,17 @@ public class TracePageTests(WebAppFixture app)
     public async Task TracingAKnownFactFillsAllThreeHeatmaps()
     {
         var page = await app.OpenAsync("/trace");
-        await page.Locator("[data-testid=trace-prompt]").FillAsync("Nintendo is located in");
+        await page.Locator("[data-testid=trace-prompt]").FillAsync("The headquarter of Nintendo is in");
         await page.Locator("[data-testid=trace-subject]").FillAsync("Nintendo");
         await page.Locator("[data-testid=trace-run]").ClickAsync();
         foreach (var kind in new[] { "hidden", "mlp", "attn" })
         {
             var map = page.Locator($"[data-testid=trace-heatmap-{kind}][data-state=done]");
             await map.WaitForAsync(new() { Timeout = 60_000 });
-            Assert.Equal($"{4 * BundledLayers}", await map.GetAttributeAsync("data-cells")); // 4 tokens x every layer
+            Assert.Equal($"{7 * BundledLayers}", await map.GetAttributeAsync("data-cells")); // 7 tokens x every layer
         }
         await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync();
-        Assert.Contains("Japan", await page.Locator("[data-testid=trace-answer]").InnerTextAsync());
+        Assert.Contains("Kyoto", await page.Locator("[data-testid=trace-answer]").InnerTextAsync());
         // Plotly draws after the final state arrives: wait for the drawn heatmaps (their cells are SVG paths).
         foreach (var kind in new[] { "hidden", "mlp", "attn" })
             await page.Locator($"[data-testid=trace-heatmap-{kind}] .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
@@ -62,7 +62,7 @@ public class TracePageTests(WebAppFixture app)
         await panel.WaitForAsync();
         Assert.Contains("100 facts", await panel.InnerTextAsync());
         Assert.Contains("Knowing: MLP at the last subject token peaks at layer 1", await page.Locator("[data-testid=trace-average-sites]").InnerTextAsync());
-        Assert.Contains("removes 15%", (await page.Locator("[data-testid=trace-average-severed]").InnerTextAsync()).Replace(" %", "%"));
+        Assert.Contains("removes 20%", (await page.Locator("[data-testid=trace-average-severed]").InnerTextAsync()).Replace(" %", "%"));
         await page.Locator("#average-Hidden .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         await page.Locator("#average-severed .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         await panel.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "trace-average.png") });
