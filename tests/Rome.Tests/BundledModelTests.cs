@@ -88,7 +88,8 @@ public class BundledModelTests : IDisposable
         var sample = AverageIndirectEffect.Sample(known, 16);
         var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(_lm, _facts.Facts.Select(f => f.Subject).Distinct());
         var sites = SiteSummary.Of(AverageIndirectEffect.Compute(_lm, sample, noise, samples: 5, window: null));
-        Assert.InRange(sites.MlpPeakLayer, 1, _lm.Layers / 2);
+        // The lookup is MLP 0's, so the window-2 effect ties between layer 0 (MLP 0) and layer 1 (MLPs 0-1): either may peak.
+        Assert.InRange(sites.MlpPeakLayer, 0, _lm.Layers / 2);
         Assert.True(sites.MlpPeak >= MlpPeakAtLeast && sites.MlpPeak > 3 * sites.LastTokenMlpAtPeak, sites.ToString());
         Assert.True(sites.AttnPeakLayer >= _lm.Layers / 2, sites.ToString());
     }
