@@ -45,6 +45,30 @@ public class TrainerTests
         finally { Directory.Delete(folder, recursive: true); }
     }
 
+    /// <summary>
+    /// Weight decay shrinks matrices and embeddings, never biases or layer-norm gains: one seeded step with and without
+    /// it sees the same gradients, so the weights differ only where decay applies.
+    /// </summary>
+    [Fact]
+    public void WeightDecayShrinksMatricesAndEmbeddingsOnly()
+    {
+        float[] Difference(params string[] names)
+        {
+            var (plain, decayed) = (TestPaths.TempFolder(), TestPaths.TempFolder());
+            try
+            {
+                using var a = new Trainer(Corpus(), Tiny with { Steps = 1 }).Train(plain);
+                using var b = new Trainer(Corpus(), Tiny with { Steps = 1, WeightDecay = 0.5 }).Train(decayed);
+                var (pa, pb) = (a.named_parameters().ToDictionary(p => p.name, p => p.parameter), b.named_parameters().ToDictionary(p => p.name, p => p.parameter));
+                return names.Select(n => (pa[n] - pb[n]).abs().max().item<float>()).ToArray();
+            }
+            finally { Directory.Delete(plain, recursive: true); Directory.Delete(decayed, recursive: true); }
+        }
+        var d = Difference("h.0.mlp.c_fc.weight", "wte.weight", "h.0.mlp.c_fc.bias", "h.0.ln_1.weight", "h.0.ln_1.bias");
+        Assert.True(d[0] > 0 && d[1] > 0, "matrices and embeddings decay");
+        Assert.Equal([0f, 0f, 0f], d[2..]);
+    }
+
     [Fact]
     public void TrainingIsSeeded_ResumesFromItsCheckpoint_AndCancellationKeepsTheLastCheckpoint()
     {

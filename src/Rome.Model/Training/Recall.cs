@@ -50,13 +50,11 @@ public static class Recall
             .Take(count * 20).Select(f => (Fact: f, Prompt: corpus.Prompts(f).First(p => p.Trained).Prompt)).ToList();
         using var scope = NewDisposeScope();
         var argmax = lm.NextTokenLogProbs(candidates.Select(c => lm.Encode(c.Prompt)).ToList()).argmax(-1).data<long>().ToArray();
+        List<string> Others(Fact f) => corpus.Facts.Where(o => o.Relation == f.Relation && o.Object != f.Object).Select(o => o.Object).Distinct().ToList();
         return candidates.Where((c, i) => argmax[i] == FirstObjectToken(lm.Tokenizer, c.Fact.Object))
+            .Select(c => (c.Fact, c.Prompt, Others: Others(c.Fact))).Where(c => c.Others.Count > 0)
             .DistinctBy(c => c.Fact.Subject).Take(count)
-            .Select(c =>
-            {
-                var others = corpus.Facts.Where(o => o.Relation == c.Fact.Relation && o.Object != c.Fact.Object).Select(o => o.Object).Distinct().ToList();
-                return new FactExample(c.Prompt, c.Fact.Subject, c.Fact.Object, others[random.Next(others.Count)]);
-            }).ToList();
+            .Select(c => new FactExample(c.Prompt, c.Fact.Subject, c.Fact.Object, c.Others[random.Next(c.Others.Count)])).ToList();
     }
 
     public static RecallReport Measure(LanguageModel lm, FactCorpus corpus, string? dataFolder, int unseenSample = 500, int seed = 0, CancellationToken cancel = default)
