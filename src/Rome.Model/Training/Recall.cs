@@ -40,13 +40,17 @@ public static class Recall
 
     /// <summary>
     /// Up to <paramref name="count"/> facts to offer a class, one per subject, <paramref name="favourites"/> first: each
-    /// with its first trained prompt, and only facts the model gets right, so every example works when clicked.
+    /// with its first trained prompt, and only facts the model gets right, so every example works when clicked. Of a
+    /// subject's facts, the one whose answer the fewest other subjects share comes first: with the subject corrupted
+    /// the model cannot guess it from the relation alone, so its trace shows the most.
     /// </summary>
     public static List<FactExample> Examples(LanguageModel lm, FactCorpus corpus, string[] favourites, int count, int seed = 7)
     {
         var random = new Random(seed);
+        var sharing = corpus.Facts.CountBy(f => (f.Relation, f.Object)).ToDictionary();
         var candidates = corpus.Facts
-            .OrderBy(f => Array.IndexOf(favourites, f.Subject) is var i && i >= 0 ? i : int.MaxValue).ThenBy(_ => random.Next())
+            .OrderBy(f => Array.IndexOf(favourites, f.Subject) is var i && i >= 0 ? i : int.MaxValue)
+            .ThenBy(f => sharing[(f.Relation, f.Object)]).ThenBy(_ => random.Next())
             .Take(count * 20).Select(f => (Fact: f, Prompt: corpus.Prompts(f).First(p => p.Trained).Prompt)).ToList();
         using var scope = NewDisposeScope();
         var argmax = lm.NextTokenLogProbs(candidates.Select(c => lm.Encode(c.Prompt)).ToList()).argmax(-1).data<long>().ToArray();
