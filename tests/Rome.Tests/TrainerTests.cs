@@ -136,4 +136,17 @@ public class TrainerTests
         });
         Assert.DoesNotContain(people, name => corpus.Facts.Any(f => f.Subject == name)); // never a real subject itself
     }
+
+    /// <summary>Run k16's option: given names drawn like first names before the last name.</summary>
+    [Fact]
+    public void NamePartsAddGivenNames()
+    {
+        var corpus = FactCorpus.Build(TestPaths.Data, perRelation: 5, seed: 1, people: 30, namesFromSubjects: true, nameParts: 3);
+        var firstWords = corpus.Facts.Select(f => f.Subject.Split(' ')).Where(w => w.Length >= 2).Select(w => w[0]).ToHashSet();
+        Assert.All(corpus.People.Select(f => f.Subject.Split(' ')), parts =>
+        {
+            Assert.Equal(3, parts.Length);
+            Assert.Subset(firstWords, parts[..2].ToHashSet());
+        });
+    }
 }

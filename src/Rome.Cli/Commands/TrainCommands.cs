@@ -16,6 +16,7 @@ internal static class TrainCommands
         // People are named with real subjects' first and last words unless a name pool is given (0: any person's name).
         var namesFromSubjects = a.Flag("names-from-subjects") | !a.Has("name-pool");
         var namePool = namesFromSubjects ? 0 : a.Int("name-pool", 0);
+        var nameParts = a.Int("name-parts", 2);
         var options = defaults with
         {
             Steps = a.Int("steps", defaults.Steps),
@@ -36,11 +37,12 @@ internal static class TrainCommands
         var preview = a.Int("preview", 0);
         a.EnsureAllUsed();
         if (options.Layers < 1 || options.Width % options.Heads != 0) throw new RomeException("--width must be a multiple of --heads, and --layers at least 1.");
+        if (nameParts < 2) throw new RomeException("--name-parts must be at least 2 (a first and a last name).");
         if (options.MlpFreeLayers < 0 || options.MlpFreeLayers >= options.Layers) throw new RomeException($"--mlp-free-layers must be between 0 and {options.Layers - 1}.");
 
         Directory.CreateDirectory(outDir);
         var manifestPath = Path.Combine(outDir, FactCorpus.ManifestFile);
-        var corpus = File.Exists(manifestPath) ? FactCorpus.Load(manifestPath) : FactCorpus.Build(data, perRelation, options.Seed, options.Recipe == "templates" ? 0 : people, namePool, namesFromSubjects);
+        var corpus = File.Exists(manifestPath) ? FactCorpus.Load(manifestPath) : FactCorpus.Build(data, perRelation, options.Seed, options.Recipe == "templates" ? 0 : people, namePool, namesFromSubjects, nameParts);
         corpus.Save(manifestPath);
         if (preview == 0) Console.Error.WriteLine($"Training a {options.Layers}-layer, width-{options.Width} GPT-2 on {corpus.Facts.Count} facts over {corpus.Relations.Count} relations and {corpus.People.Select(f => f.Subject).Distinct().Count()} fictional people ({corpus.People.Count} facts), recipe '{options.Recipe}', into {outDir}");
         Console.Error.WriteLine($"({options.Steps} steps of {options.BatchSize} x {options.Positions} tokens; softmax: {options.Softmax}; resumes from a checkpoint there; Ctrl-C keeps the last checkpoint)");

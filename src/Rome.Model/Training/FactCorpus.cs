@@ -64,7 +64,7 @@ public sealed class FactCorpus
     /// relations come first, so a class recognises them and generation can chain facts. Subjects with two
     /// objects for one relation are skipped. A third of each relation's [Y]-final templates is held out.
     /// </summary>
-    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234, int people = 0, int namePool = 0, bool namesFromSubjects = false)
+    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234, int people = 0, int namePool = 0, bool namesFromSubjects = false, int nameParts = 2)
     {
         var pararel = Path.Combine(dataFolder, "pararel");
         var factsDir = Path.Combine(pararel, "facts");
@@ -111,7 +111,7 @@ public sealed class FactCorpus
             var heldOut = final.Take(Math.Max(1, final.Count / 3)).ToArray();
             relations.Add(new RelationTemplates(relation, templates[relation].Except(heldOut).ToArray(), heldOut));
         }
-        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen, People = MakePeople(all, chosen, relations, people, namePool, namesFromSubjects, random) };
+        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen, People = MakePeople(all, chosen, relations, people, namePool, namesFromSubjects, nameParts, random) };
     }
 
     /// <summary>
@@ -122,9 +122,10 @@ public sealed class FactCorpus
     /// every last name is shared by several people and only the whole name tells who is meant.
     /// <paramref name="namesFromSubjects"/> instead takes the first and last words of the chosen (real) subjects of
     /// two or more words, so a real subject's first word, or its last, also names fictional people with other
-    /// attributes: only the whole name keys a real fact too.
+    /// attributes: only the whole name keys a real fact too. <paramref name="nameParts"/> above 2 adds given names
+    /// (drawn like first names), so a name takes more pieces to tell apart.
     /// </summary>
-    private static List<Fact> MakePeople(Dictionary<string, List<Fact>> all, List<Fact> chosen, List<RelationTemplates> relations, int count, int namePool, bool namesFromSubjects, Random random)
+    private static List<Fact> MakePeople(Dictionary<string, List<Fact>> all, List<Fact> chosen, List<RelationTemplates> relations, int count, int namePool, bool namesFromSubjects, int nameParts, Random random)
     {
         if (count == 0) return [];
         var names = namesFromSubjects
@@ -146,7 +147,8 @@ public sealed class FactCorpus
         var people = new List<Fact>();
         while (people.Count == 0 || people.Select(f => f.Subject).Distinct().Count() < count)
         {
-            var name = $"{first[random.Next(first.Length)]} {last[random.Next(last.Length)]}";
+            var given = Enumerable.Range(0, nameParts - 1).Select(_ => first[random.Next(first.Length)]).ToList();
+            var name = $"{string.Join(" ", given)} {last[random.Next(last.Length)]}";
             if (!taken.Add(name)) continue;
             foreach (var (relation, objects) in attributes.OrderBy(_ => random.Next()).Take(random.Next(3, Math.Min(5, attributes.Length) + 1)))
                 people.Add(new Fact(name, relation, objects[random.Next(objects.Length)]));
