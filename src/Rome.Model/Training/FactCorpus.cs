@@ -145,11 +145,12 @@ public sealed class FactCorpus
             .Select(r => (r.Relation, Objects: chosen.Where(f => f.Relation == r.Relation).Select(f => f.Object).Distinct().Order(StringComparer.Ordinal).ToArray()))
             .Where(r => r.Objects.Length > 1).ToArray();
         var people = new List<Fact>();
-        while (people.Count == 0 || people.Select(f => f.Subject).Distinct().Count() < count)
+        for (int named = 0; named < count;)
         {
             var given = Enumerable.Range(0, nameParts - 1).Select(_ => first[random.Next(first.Length)]).ToList();
             var name = $"{string.Join(" ", given)} {last[random.Next(last.Length)]}";
             if (!taken.Add(name)) continue;
+            named++;
             foreach (var (relation, objects) in attributes.OrderBy(_ => random.Next()).Take(random.Next(3, Math.Min(5, attributes.Length) + 1)))
                 people.Add(new Fact(name, relation, objects[random.Next(objects.Length)]));
         }
