@@ -34,6 +34,7 @@ public sealed class ReplicaTests(WebAppFixture app) : IAsyncLifetime
             $"--ReverseProxy:Clusters:rome:Destinations:b:Address=http://127.0.0.1:{ports["b"]}");
         _url = $"http://127.0.0.1:{proxyPort}";
         foreach (var port in ports.Values.Append(proxyPort)) await Answers($"http://127.0.0.1:{port}/");
+        await ProxyServesBoth();
     }
 
     public Task DisposeAsync()
@@ -124,6 +125,23 @@ public sealed class ReplicaTests(WebAppFixture app) : IAsyncLifetime
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>
+    /// The proxy's health checks marked a replica that was still loading its model as down; it is routed to again only
+    /// after a probe succeeds (every 3 s). Until the proxy sends cookie-less requests to both, tabs would all land on one.
+    /// </summary>
+    private async Task ProxyServesBoth()
+    {
+        var seen = new HashSet<string>();
+        using var http = new HttpClient(new HttpClientHandler { UseCookies = false });
+        for (var clock = Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(60); await Task.Delay(250))
+        {
+            var response = await http.GetAsync(_url + "/healthz");
+            if (response.Headers.TryGetValues("X-Rome-Replica", out var names)) seen.UnionWith(names);
+            if (seen.Count == 2) return;
+        }
+        throw new TimeoutException($"The proxy sent requests only to {string.Join(", ", seen)} for a minute.");
     }
 
     private static async Task Answers(string url)
