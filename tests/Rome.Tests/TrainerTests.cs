@@ -26,14 +26,19 @@ public class TrainerTests
         Assert.Equal("The capital of France is", RelationTemplates.Prompt("The capital of [X] is [Y] .").Replace("[X]", "France"));
     }
 
-    /// <summary>Recipe k7's option: the first blocks' MLPs are zero and stay zero; the rest trains.</summary>
+    /// <summary>
+    /// The bundled recipe's architecture options: the first blocks' MLPs are zero and stay zero while the rest trains;
+    /// the local attention windows are written into the config, so the saved model loads as it was trained.
+    /// </summary>
     [Fact]
-    public void MlpFreeLayersStayZeroWhileTheOthersTrain()
+    public void MlpFreeLayersStayZeroWhileTheOthersTrain_AndLocalAttentionIsSaved()
     {
         var folder = TestPaths.TempFolder();
         try
         {
-            using var model = new Trainer(Corpus(), Tiny with { Layers = 2, MlpFreeLayers = 1 }).Train(folder);
+            using var model = new Trainer(Corpus(), Tiny with { Layers = 2, MlpFreeLayers = 1, AttentionWindows = [2] }).Train(folder);
+            Assert.Equal([2], model.Config.AttentionWindows);
+            Assert.Equal([2], ModelConfig.Load(Path.Combine(folder, "config.json")).AttentionWindows);
             foreach (var name in new[] { "c_fc", "c_proj" })
             {
                 var free = model.Linear($"h.0.mlp.{name}");

@@ -18,6 +18,7 @@ internal static class ModelCommands
             name = lm.Name, folder = lm.Folder, architecture = c.FamilyName, parameters = lm.ParameterCount,
             layers = c.Layers, width = c.Embd, heads = c.Heads, keyValueHeads = c.KvHeads, mlpWidth = c.Inner, context = c.Positions,
             positions = c.LearnedPositions ? "learned" : $"rotary on {c.RotaryDims} of {c.HeadDim} dimensions per head",
+            attention = c.AttentionDescription,
             editSite = c.NativeEditSite("L"),
             vocabulary = c.VocabSize, fingerprint = lm.Fingerprint, device = lm.Device.ToString(),
             trainedFacts = facts?.Facts.Count,
@@ -28,7 +29,7 @@ internal static class ModelCommands
             Console.WriteLine($"{info.name} ({info.folder})");
             Console.WriteLine($"  {info.architecture}, {info.parameters:N0} parameters: {c.Layers} layers, width {c.Embd}, {c.Heads} heads"
                 + (c.KvHeads != c.Heads ? $" ({c.KvHeads} for keys and values)" : "") + $", MLP {c.Inner}, context {c.Positions}, vocabulary {c.VocabSize}");
-            Console.WriteLine($"  positions {info.positions}; ROME edits {info.editSite}");
+            Console.WriteLine($"  positions {info.positions}; attention {info.attention}; ROME edits {info.editSite}");
             Console.WriteLine($"  weights fingerprint {info.fingerprint}, device {info.device}" + (facts is null ? "" : $", trained on {facts.Facts.Count} facts"));
         }
         return 0;

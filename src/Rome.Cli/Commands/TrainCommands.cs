@@ -33,12 +33,14 @@ internal static class TrainCommands
             ListShare = a.Double("list-share", defaults.ListShare),
             WarmupSteps = a.Int("warmup", defaults.WarmupSteps),
             MlpFreeLayers = a.Int("mlp-free-layers", defaults.MlpFreeLayers),
+            AttentionWindows = a.Has("local-attention") ? Windows(a.Get("local-attention", "")) : defaults.AttentionWindows,
         };
         var preview = a.Int("preview", 0);
         a.EnsureAllUsed();
         if (options.Layers < 1 || options.Width % options.Heads != 0) throw new RomeException("--width must be a multiple of --heads, and --layers at least 1.");
         if (nameParts < 2) throw new RomeException("--name-parts must be at least 2 (a first and a last name).");
         if (options.MlpFreeLayers < 0 || options.MlpFreeLayers >= options.Layers) throw new RomeException($"--mlp-free-layers must be between 0 and {options.Layers - 1}.");
+        if (options.AttentionWindows.Length >= options.Layers) throw new RomeException($"--local-attention lists {options.AttentionWindows.Length} layers; at most {options.Layers - 1} of the {options.Layers} can be local.");
 
         Directory.CreateDirectory(outDir);
         var manifestPath = Path.Combine(outDir, FactCorpus.ManifestFile);
@@ -64,6 +66,11 @@ internal static class TrainCommands
         Console.Error.WriteLine($"\nDone in {DateTime.UtcNow - started:hh\\:mm\\:ss}. Model at {outDir}. Measure it with: rome knows --model {outDir}");
         return 0;
     }
+
+    /// <summary>"1,2,2": the first layers' attention windows (0: global).</summary>
+    private static int[] Windows(string text) =>
+        text.Split(',', StringSplitOptions.TrimEntries).Select(w => int.TryParse(w, out var n) && n >= 0 ? n
+            : throw new RomeException($"--local-attention takes the first layers' windows, e.g. 1,2,2,2 (0: global); '{w}' is not one.")).ToArray();
 
     public static int Knows(CliArgs a, CancellationToken cancel)
     {

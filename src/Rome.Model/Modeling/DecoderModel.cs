@@ -105,7 +105,7 @@ public sealed class DecoderModel : nn.Module
     {
         if (prefix is { ReadOnly: false }) throw new ArgumentException("A single block reads a cache, it cannot extend one: pass a KvCache.Prefix.", nameof(prefix));
         var rotation = Rotation(positions, prefix?.Length ?? 0, x);
-        return h[layer].Forward(x, iv ?? Interventions.None, prefix, rotation, mask, outputs);
+        return h[layer].Forward(x, iv ?? Interventions.None, prefix, rotation, mask, outputs, positions);
     }
 
     /// <summary>
@@ -234,10 +234,10 @@ public sealed class DecoderModel : nn.Module
             RegisterComponents();
         }
 
-        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Rotation? rotation, Tensor? mask = null, Tensor? outputs = null)
+        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Rotation? rotation, Tensor? mask = null, Tensor? outputs = null, Tensor? positions = null)
         {
             var normed = ln_1.forward(x);
-            var a = iv.Run(HookPoint.Attn(_layer), attn.Forward(normed, iv, cache, rotation, mask, outputs));
+            var a = iv.Run(HookPoint.Attn(_layer), attn.Forward(normed, iv, cache, rotation, mask, outputs, positions));
             if (outputs is not null) (x, normed) = (x.index_select(1, outputs), normed.index_select(1, outputs));
             if (_residual == Modeling.Residual.Sequential)
             {
@@ -255,18 +255,23 @@ public sealed class DecoderModel : nn.Module
     public sealed class Attention : nn.Module
     {
         internal readonly Conv1D c_attn, c_proj;
-        private readonly int _layer, _heads, _kvHeads, _headDim;
+        private readonly int _layer, _heads, _kvHeads, _headDim, _window;
         public Attention(ModelConfig c, int layer) : base("attn")
         {
             _layer = layer;
+            _window = c.AttentionWindow(layer);
             (_heads, _kvHeads, _headDim) = (c.Heads, c.KvHeads, c.HeadDim);
             c_attn = new Conv1D($"h.{layer}.attn.c_attn", c.Embd, (c.Heads + 2 * c.KvHeads) * c.HeadDim, c.QkvBias);
             c_proj = new Conv1D($"h.{layer}.attn.c_proj", c.Heads * c.HeadDim, c.Embd, c.AttnOutBias);
             RegisterComponents();
         }
 
-        /// <summary>Causal self-attention, or as <paramref name="mask"/> says; for the <paramref name="outputs"/> tokens only, if given.</summary>
-        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Rotation? rotation, Tensor? mask = null, Tensor? outputs = null)
+        /// <summary>
+        /// Causal self-attention, or as <paramref name="mask"/> says; for the <paramref name="outputs"/> tokens only, if
+        /// given. A local layer also hides keys <see cref="ModelConfig.AttentionWindows"/> or more positions back; the
+        /// tokens are at <paramref name="positions"/> (by default they follow the cache), the cached keys at 0, 1, ...
+        /// </summary>
+        public Tensor Forward(Tensor x, Interventions iv, KvCache? cache, Rotation? rotation, Tensor? mask = null, Tensor? outputs = null, Tensor? positions = null)
         {
             long batch = x.shape[0], count = x.shape[1];
             var qkv = c_attn.Forward(x, iv).split([_heads * _headDim, _kvHeads * _headDim, _kvHeads * _headDim], dim: 2);
@@ -279,16 +284,24 @@ public sealed class DecoderModel : nn.Module
             if (_kvHeads != _heads) (k, v) = (k.repeat_interleave(_heads / _kvHeads, dim: 1), v.repeat_interleave(_heads / _kvHeads, dim: 1));
 
             Tensor y;
-            if (mask is null && outputs is null && (past == 0 || count == 1))
+            if (mask is null && outputs is null && _window == 0 && (past == 0 || count == 1))
                 y = F.scaled_dot_product_attention(q, k, v, is_casual: past == 0 && count > 1);
             else
             {
                 // By default token i sees every cached token and the new tokens up to i.
                 var sees = mask ?? ones(count, past + count, dtype: @bool, device: x.device).tril(past);
+                if (_window > 0) sees = sees.logical_and(Near(positions ?? arange(past, past + count, dtype: int64, device: x.device), past));
                 if (outputs is not null) (q, sees, count) = (q.index_select(2, outputs), sees.index_select(0, outputs), outputs.shape[0]);
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask: sees);
             }
             return c_proj.Forward(y.transpose(1, 2).reshape(batch, count, _heads * _headDim), iv);
+        }
+
+        /// <summary>Which keys lie within the window of each query ([queries, cached + queries]).</summary>
+        private Tensor Near(Tensor queryPositions, long cached)
+        {
+            var keyPositions = cat([arange(0, cached, dtype: int64, device: queryPositions.device), queryPositions]);
+            return (queryPositions.unsqueeze(1) - keyPositions.unsqueeze(0)).lt(_window);
         }
     }
 

@@ -61,6 +61,31 @@ public sealed record ModelConfig
     /// <summary>The config's <c>bos_token_id</c> (a tokenizer that adds a beginning-of-text token adds this one).</summary>
     public int? BosTokenId { get; init; }
 
+    /// <summary>
+    /// Local attention: layer l's tokens see only the last AttentionWindows[l] tokens, themselves included (GPT-Neo's
+    /// <c>window_size</c>, per layer); 0, or a layer past the list's end, attends to everything before it. Written as
+    /// <c>rome_attention_windows</c> in a GPT-2 config: Hugging Face's GPT-2 ignores that key, so such a model is
+    /// exact only here.
+    /// </summary>
+    public int[] AttentionWindows { get; init; } = [];
+
+    /// <summary>Layer <paramref name="layer"/>'s attention window (0: global).</summary>
+    public int AttentionWindow(int layer) => layer < AttentionWindows.Length ? AttentionWindows[layer] : 0;
+
+    /// <summary>"global", or which layers attend locally: "local in layers 0-3 (windows of 2 tokens), global above".</summary>
+    public string AttentionDescription
+    {
+        get
+        {
+            var local = Enumerable.Range(0, Layers).Where(l => AttentionWindow(l) > 0).ToArray();
+            if (local.Length == 0) return "global";
+            var windows = local.Select(AttentionWindow).Distinct().ToArray();
+            var layers = local.Length == 1 ? $"layer {local[0]}"
+                : local.Length == local[^1] - local[0] + 1 ? $"layers {local[0]}-{local[^1]}" : "layers " + string.Join(", ", local);
+            return $"local in {layers} (windows of {string.Join("/", windows)} tokens), global " + (local[0] == 0 && local.Length == local[^1] + 1 ? "above" : "elsewhere");
+        }
+    }
+
     public bool LearnedPositions => RotaryDims == 0;
 
     /// <summary>The family as people write it, with the config's own type when it differs: "Llama (mistral)".</summary>
@@ -127,7 +152,13 @@ public sealed record ModelConfig
             var act = Text("activation_function", "gelu_new");
             if (act is not ("gelu_new" or "gelu_pytorch_tanh"))
                 throw new RomeException($"{path}: activation_function '{act}' is not supported (GPT-2 uses gelu_new).");
-            return Gpt2Keys(vocab: 50257, positions: 1024, width: 768, layers: 12, heads: 12);
+            var config = Gpt2Keys(vocab: 50257, positions: 1024, width: 768, layers: 12, heads: 12);
+            if (json["rome_attention_windows"] is null) return config;
+            var windows = json["rome_attention_windows"] is JsonArray list && list.All(w => w is JsonValue v && v.TryGetValue<int>(out var n) && n >= 0)
+                ? list.Select(w => w!.GetValue<int>()).ToArray()
+                : throw new RomeException($"{path}: 'rome_attention_windows' must be a list of whole numbers (0: global attention).");
+            if (windows.Length > config.Layers) throw new RomeException($"{path}: 'rome_attention_windows' lists {windows.Length} layers; the model has {config.Layers}.");
+            return config with { AttentionWindows = windows };
         }
 
         /// <summary>The sizes under GPT-2's key names (<c>n_embd</c>, <c>n_head</c>, ...), which GPT-J's config uses too.</summary>
@@ -294,6 +325,7 @@ public sealed record ModelConfig
             ["eos_token_id"] = EosTokenId,
             ["tie_word_embeddings"] = true,
         };
+        if (AttentionWindows.Any(w => w > 0)) json["rome_attention_windows"] = new JsonArray(AttentionWindows.Select(w => (JsonNode)w).ToArray());
         File.WriteAllText(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 }

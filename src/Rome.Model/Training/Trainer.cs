@@ -38,6 +38,12 @@ public sealed record TrainingOptions
     /// facts up in later MLPs, after its first attention layers have gathered a name into its last token.
     /// </summary>
     public int MlpFreeLayers { get; init; }
+    /// <summary>
+    /// The first layers' attention windows (<see cref="ModelConfig.AttentionWindows"/>; empty: every layer global).
+    /// Local lower layers gather a name into its last token a piece per layer, as GPT-2's early layers mostly do, and
+    /// keep the prompt's last token from reading the subject before the first global layer.
+    /// </summary>
+    public int[] AttentionWindows { get; init; } = [];
 }
 
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, TimeSpan Elapsed);
@@ -62,7 +68,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
     {
         Directory.CreateDirectory(folder);
         manual_seed(options.Seed);
-        var config = ModelConfig.Gpt2(options.Layers, options.Width, options.Heads, options.Positions);
+        var config = ModelConfig.Gpt2(options.Layers, options.Width, options.Heads, options.Positions) with { AttentionWindows = options.AttentionWindows };
         DecoderModel model;
         int start = 0;
         var elapsed = TimeSpan.Zero;
