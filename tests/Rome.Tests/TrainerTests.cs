@@ -39,6 +39,10 @@ public class TrainerTests
             using var model = new Trainer(Corpus(), Tiny with { Layers = 2, MlpFreeLayers = 1, AttentionWindows = [2] }).Train(folder);
             Assert.Equal([2], model.Config.AttentionWindows);
             Assert.Equal([2], ModelConfig.Load(Path.Combine(folder, "config.json")).AttentionWindows);
+            // Editors refuse the MLP-free block clearly (its keys are zero, so ROME's covariance would be singular).
+            Assert.False(model.HasMlp(0));
+            Assert.True(model.HasMlp(1));
+            Assert.Contains("Layer 0 has no MLP", Assert.Throws<RomeException>(() => model.EnsureHasMlp(0, "ROME")).Message);
             foreach (var name in new[] { "c_fc", "c_proj" })
             {
                 var free = model.Linear($"h.0.mlp.{name}");

@@ -57,6 +57,11 @@ internal static class EvalCommands
             : layersText == "all" ? Enumerable.Range(0, lm.Layers).ToList()
             : layersText.Split(',').Select(x => int.TryParse(x, out var l) && l >= 0 && l < lm.Layers ? l : throw new RomeException($"--layers: '{x}' is not a layer (0..{lm.Layers - 1}) or 'all'.")).ToList();
         if (layers.Count > 1 && method is "none" or "kn") throw new RomeException("A layer sweep needs an editing method that edits one layer (rome, ft or ft-l).");
+        if (layersText == "all" && layers.Where(l => !lm.Model.HasMlp(l)).ToList() is { Count: > 0 } mlpFree)
+        {
+            Console.Error.WriteLine($"Skipping layer(s) {string.Join(", ", mlpFree)}: no MLP to edit.");
+            layers = layers.Except(mlpFree).ToList();
+        }
 
         var summaries = new List<(int Layer, Summary Summary)>();
         foreach (var layer in layers)

@@ -72,6 +72,7 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
     {
         request.Validate();
         if (hp.Layer < 0 || hp.Layer >= lm.Layers) throw new RomeException($"Layer {hp.Layer} is out of range (0..{lm.Layers - 1}).");
+        lm.Model.EnsureHasMlp(hp.Layer, "ROME");
         previous ??= [];
         var targetIds = lm.Tokenizer.Encode(" " + request.Target.Trim());
         var filled = request.Filled;

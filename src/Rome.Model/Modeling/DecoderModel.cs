@@ -178,6 +178,24 @@ public sealed class DecoderModel : nn.Module
         }
     }
 
+    /// <summary>
+    /// Whether block <paramref name="layer"/> has an MLP: a model trained with MLP-free first blocks (<c>rome train
+    /// --mlp-free-layers</c>) keeps their weights at zero, so their keys are zero and no editor has anything to rewrite.
+    /// </summary>
+    public bool HasMlp(int layer)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return Linear($"h.{layer}.mlp.c_fc").Weight.ne(0).any().item<bool>();
+    }
+
+    /// <summary>A clear error unless block <paramref name="layer"/> has an MLP for <paramref name="editor"/> to change.</summary>
+    public void EnsureHasMlp(int layer, string editor)
+    {
+        if (!HasMlp(layer))
+            throw new RomeException($"Layer {layer} has no MLP (its weights are all zero), so {editor} has nothing to rewrite there; edit a layer with an MLP.");
+    }
+
     /// <summary>The linear layer with the given (GPT-2) name, e.g. <c>h.3.mlp.c_proj</c>.</summary>
     public Conv1D Linear(string module)
     {

@@ -31,6 +31,7 @@ public static class FineTune
     {
         request.Validate();
         if (hp.Layer < 0 || hp.Layer >= lm.Layers) throw new RomeException($"Layer {hp.Layer} is out of range (0..{lm.Layers - 1}).");
+        lm.Model.EnsureHasMlp(hp.Layer, "fine-tuning");
         var module = $"h.{hp.Layer}.mlp.c_proj";
         var weight = lm.Model.Linear(module).Weight;
         var prompt = lm.Encode(request.Filled);
