@@ -84,10 +84,7 @@ public class BundledModelTests : IDisposable
     [Fact]
     public void KeepsFactsAtTheSubjectsMlpsAndReadsThemWithAttentionAtTheLastToken()
     {
-        var known = AverageIndirectEffect.Known(_lm, AverageIndirectEffect.FromManifest(_facts));
-        var sample = AverageIndirectEffect.Sample(known, 16);
-        var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(_lm, _facts.Facts.Select(f => f.Subject).Distinct());
-        var sites = SiteSummary.Of(AverageIndirectEffect.Compute(_lm, sample, noise, samples: 5, window: null));
+        var sites = SampleSites(_lm, _facts);
         // The lookup is MLP 0's, so the window-2 effect ties between layer 0 (MLP 0) and layer 1 (MLPs 0-1): either may peak.
         Assert.InRange(sites.MlpPeakLayer, 0, _lm.Layers / 2);
         Assert.True(sites.MlpPeak >= MlpPeakAtLeast && sites.MlpPeak > 3 * sites.LastTokenMlpAtPeak, sites.ToString());
@@ -95,6 +92,14 @@ public class BundledModelTests : IDisposable
     }
 
     private const double MlpPeakAtLeast = 0.15;
+
+    /// <summary>The sites of an averaged trace over 16 fixed facts the model knows (5 noise samples each): the fast tests' sample.</summary>
+    internal static SiteSummary SampleSites(LanguageModel lm, FactCorpus facts)
+    {
+        var known = AverageIndirectEffect.Known(lm, AverageIndirectEffect.FromManifest(facts));
+        var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(lm, facts.Facts.Select(f => f.Subject).Distinct());
+        return SiteSummary.Of(AverageIndirectEffect.Compute(lm, AverageIndirectEffect.Sample(known, 16), noise, samples: 5, window: null));
+    }
     /// <summary>The averaged trace kept beside the bundled model (for the Trace page) is the committed measurement.</summary>
     [Fact]
     public void TheAveragedTraceBesideTheModelLoads()

@@ -33,10 +33,7 @@ public sealed class MiddleModelTests : IDisposable
     [Fact]
     public void KeepsFactsInAMiddleMlpAtTheSubject()
     {
-        var known = AverageIndirectEffect.Known(_lm, AverageIndirectEffect.FromManifest(_facts));
-        var sample = AverageIndirectEffect.Sample(known, 16);
-        var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(_lm, _facts.Facts.Select(f => f.Subject).Distinct());
-        var sites = SiteSummary.Of(AverageIndirectEffect.Compute(_lm, sample, noise, samples: 5, window: null));
+        var sites = BundledModelTests.SampleSites(_lm, _facts);
         Assert.InRange(sites.MlpPeakLayer, 2, 3);
         Assert.True(sites.MlpPeak >= 0.15 && sites.MlpPeak > 3 * sites.LastTokenMlpAtPeak, sites.ToString());
         Assert.True(sites.AttnPeakLayer >= _lm.Layers / 2, sites.ToString());
