@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Rome.Model;
 using Rome.Model.Modeling;
 using Rome.Model.Tracing;
@@ -216,6 +217,24 @@ public class CausalTraceTests : IDisposable
         Assert.Equal(Enumerable.Range(0, _lm.Layers).Select(l => mlp.IndirectEffect(TraceKind.Hidden, last, l)), summary.NoMlp);
         var lower = _lm.Layers / 2;
         Assert.Equal(1 - summary.NoAttn[..lower].Sum() / summary.Plain[..lower].Sum(), summary.AttnShareLost, 9);
+    }
+
+    /// <summary><c>rome trace --sever</c> is the web app's workflow: the grids, then this fact's Figure 4 from the same traces.</summary>
+    [Fact]
+    public async Task TheCliTraceWithSeverGivesTheGridsAndFigure4()
+    {
+        var r = Request(samples: 2);
+        var (exit, output, error) = await TestPaths.RunCli("trace", "--model", TestPaths.Fixture("gpt2-random"), "--prompt", r.Prompt, "--subject", r.Subject,
+            "--samples", "2", "--seed", "3", "--window", "2", "--noise", Noise.ToString(System.Globalization.CultureInfo.InvariantCulture), "--sever", "--json");
+        Assert.True(exit == 0, error);
+        using var json = JsonDocument.Parse(output);
+        var expected = TraceWorkflow.Run(_lm, r, Noise, sever: true);
+        var hidden = json.RootElement.GetProperty("grids").GetProperty("hidden").Deserialize<double[][]>()!;
+        var last = expected.Result.Setup.Subject.Last;
+        Assert.Equal(expected.Result.Scores[TraceKind.Hidden][last], hidden[last]);
+        var severed = json.RootElement.GetProperty("severed");
+        Assert.Equal(expected.Severed!.NoMlp, severed.GetProperty("noMlp").Deserialize<double[]>()!);
+        Assert.Equal(expected.Severed.AttnShareLost, severed.GetProperty("attnShareLost").GetDouble(), 1e-12);
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
 using Rome.Model;
@@ -174,21 +173,10 @@ public class EditImportFuzzTests : IDisposable
     [Fact]
     public async Task TheCliRefusesAWrongShapeFileWithAnErrorInsteadOfAborting()
     {
-        var cli = Path.Combine(TestPaths.Root, "src", "Rome.Cli", "bin", "Debug", "net10.0", "rome.dll");
-        Assert.True(File.Exists(cli), $"build the solution first: {cli} is missing");
         var path = Edits([Ones(Inner + 3), Ones(2 * Width)]);
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { cli, "edit", "--model", TestPaths.Fixture("gpt2-random"), "--prompt", "{} is in", "--subject", "Paris",
-                             "--target", "Rome", "--identity-covariance", "--layer", "1", "--load-edits", path },
-            RedirectStandardError = true, RedirectStandardOutput = true,
-        };
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.Equal(2, process.ExitCode);   // a RomeException's exit code; libtorch's abort was 134
-        Assert.Contains("needs [", await stderr);
+        var (exit, _, error) = await TestPaths.RunCli("edit", "--model", TestPaths.Fixture("gpt2-random"), "--prompt", "{} is in", "--subject", "Paris",
+            "--target", "Rome", "--identity-covariance", "--layer", "1", "--load-edits", path);
+        Assert.Equal(2, exit);   // a RomeException's exit code; libtorch's abort was 134
+        Assert.Contains("needs [", error);
     }
 }

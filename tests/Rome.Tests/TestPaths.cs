@@ -11,6 +11,21 @@ public static class TestPaths
     public static string BundledModel => Path.Combine(Root, "models", "rome-knowing");
     public static string BundledHyperParameters => Path.Combine(BundledModel, "rome-hparams.json");
 
+    /// <summary>Runs the built CLI (<c>rome.dll</c>, built with the solution) from the repository root; its exit code and output.</summary>
+    public static async Task<(int Exit, string Output, string Error)> RunCli(params string[] args)
+    {
+        var cli = Path.Combine(Root, "src", "Rome.Cli", "bin", "Debug", "net10.0", "rome.dll");
+        if (!File.Exists(cli)) throw new InvalidOperationException($"build the solution first: {cli} is missing");
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { WorkingDirectory = Root, RedirectStandardError = true, RedirectStandardOutput = true };
+        start.ArgumentList.Add(cli);
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var (output, error) = (process.StandardOutput.ReadToEndAsync(), process.StandardError.ReadToEndAsync());
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await output, await error);
+    }
+
     public static string TempFolder()
     {
         var dir = Path.Combine(Path.GetTempPath(), "rome-tests", Guid.NewGuid().ToString("N"));

@@ -31,8 +31,8 @@ internal static class TraceCommands
             Samples = a.Int("samples", 10),
             Window = a.Has("window") ? a.Int("window", 0) : null,
             Seed = a.Int("seed", 0),
-            Sever = a.Get("sever") is { } s ? Kind(s) : null,
         };
+        var sever = a.Flag("sever");
         using var lm = Common.LoadModel(a);
         var noise = Noise(a, lm);
         request = request with { NoiseSource = NoiseLevel.Describe(a.Get("noise", "3s"), lm) };
@@ -42,32 +42,20 @@ internal static class TraceCommands
             throw new RomeException($"The prompt is {tokens} tokens long; the configured limit is {Common.Settings.MaxPromptTokens} (Rome:MaxPromptTokens).");
 
         var started = DateTime.UtcNow;
-        var events = new CausalTrace(lm).Run(request, noise, cancel).Select(e =>
+        var progress = new SyncProgress<TraceEvent>(e =>
         {
             if (e is TraceCells c) Out.Progress(c.Progress, c.Kind.ToString(), DateTime.UtcNow - started);
-            return e;
+            else if (e is TraceSevering) Out.Progress(1, "severing MLPs, then attention", DateTime.UtcNow - started);
         });
-        var result = TraceResult.Collect(events);
+        var (result, severed) = TraceWorkflow.Run(lm, request, noise, sever, progress, cancel);
         var setup = result.Setup;
-        double[]? severedShare = null;
-        if (request.Sever is not null && result.Scores.TryGetValue(TraceKind.Hidden, out var severedGrid))
-        {
-            // The same hidden-state trace without severing: how much of each layer's effect at the last subject token is lost.
-            var plain = TraceResult.Collect(new CausalTrace(lm).Run(request with { Sever = null, Kinds = [TraceKind.Hidden] }, noise, cancel));
-            var last = setup.Subject.Last;
-            severedShare = Enumerable.Range(0, lm.Layers).Select(l =>
-            {
-                var full = plain.IndirectEffect(TraceKind.Hidden, last, l);
-                return full > 1e-6 ? 1 - (severedGrid[last][l] - setup.LowScore) / full : 0;
-            }).ToArray();
-        }
-        if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value), severedShareOfEffectLost = severedShare }); return 0; }
+        if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value), severed }); return 0; }
         if (csv) { Console.Write(result.ToCsv()); return 0; }
         Console.WriteLine($"Answer {Out.Show(setup.Answer)}: clean p = {setup.HighScore:F4} (high), corrupted p = {setup.LowScore:F4} (low); noise ν = {setup.Noise:F4} ({setup.NoiseSource}), {setup.Samples} samples, window {setup.Window}");
         const string shades = " .:-=+*#%@";
         foreach (var (kind, grid) in result.Scores)
         {
-            Console.WriteLine($"\n{kind}{(request.Sever is { } sv && kind == TraceKind.Hidden ? $" (severed {sv})" : "")}: p(answer) with the state restored; rows tokens (* subject), columns layers 0..{lm.Layers - 1}");
+            Console.WriteLine($"\n{kind}: p(answer) with the state restored; rows tokens (* subject), columns layers 0..{lm.Layers - 1}");
             var max = Math.Max(1e-9, grid.SelectMany(r => r).Max() - setup.LowScore);
             for (int t = 0; t < grid.Length; t++)
             {
@@ -75,9 +63,15 @@ internal static class TraceCommands
                 Console.WriteLine($"  {(setup.Subject.Contains(t) ? "*" : " ")}{Out.Show(setup.Tokens[t]),-16} |{bar}|  max {grid[t].Max():F3} at layer {Array.IndexOf(grid[t], grid[t].Max())}");
             }
         }
-        if (severedShare is not null)
-            Console.WriteLine($"\nShare of the hidden-state effect at the last subject token lost when its later {request.Sever} sublayers are frozen, per layer: " +
-                string.Join(" ", severedShare.Select(x => x.ToString("P0", CultureInfo.InvariantCulture))));
+        if (severed is { } sv)
+        {
+            string Curve(double[] effects) => string.Join(" ", effects.Select(x => x.ToString("F3", CultureInfo.InvariantCulture).PadLeft(6)));
+            Console.WriteLine($"\nSevered (Figure 4): the last subject token's hidden-state effect (p − low) per layer 0..{lm.Layers - 1}, with the later MLPs or attention frozen at that token");
+            Console.WriteLine($"  plain            {Curve(sv.Plain)}");
+            Console.WriteLine($"  MLPs severed     {Curve(sv.NoMlp)}");
+            Console.WriteLine($"  attention severed{Curve(sv.NoAttn)}");
+            Console.WriteLine($"Of the effect in layers 0..{lm.Layers / 2 - 1}, severing the MLPs removes {sv.MlpShareLost:P0}, severing attention {sv.AttnShareLost:P0}.");
+        }
         return 0;
     }
 
