@@ -1,10 +1,12 @@
+using Rome.Model;
+using Rome.Model.Editing;
 using Rome.Model.Modeling;
 using Rome.Model.Tracing;
 using Rome.Model.Training;
 
 namespace Rome.Tests;
 
-/// <summary>The committed models/rome-knowing: it loads as the default, knows its facts and keeps them where GPT-2 XL does.</summary>
+/// <summary>The committed models/rome-knowing (run k25): it loads as the default, knows its facts and keeps them where GPT-2 XL does.</summary>
 public class BundledModelTests : IDisposable
 {
     private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.BundledModel);
@@ -19,6 +21,21 @@ public class BundledModelTests : IDisposable
         Assert.Equal(Path.GetFullPath(TestPaths.BundledModel), settings.ModelFolder);
         Assert.True(_lm.Layers >= 8);
         Assert.True(new FileInfo(Path.Combine(TestPaths.BundledModel, "model.safetensors")).Length <= 40_000_000);
+    }
+
+    /// <summary>
+    /// Local attention in layers 0-3 and no MLP in blocks 0-1, as trained (run k25); the config says so, and the
+    /// editors refuse the MLP-free blocks clearly.
+    /// </summary>
+    [Fact]
+    public void ItsArchitectureLoadsAsTrained()
+    {
+        Assert.Equal([3, 3, 3, 3], _lm.Config.AttentionWindows);
+        Assert.Equal([false, false, true, true, true, true, true, true], Enumerable.Range(0, _lm.Layers).Select(_lm.Model.HasMlp));
+        var hp = RomeHyperParameters.Load(TestPaths.BundledHyperParameters);
+        Assert.Equal(2, hp.Layer);
+        var request = new EditRequest("{} is located in", "Nintendo", "Germany");
+        Assert.Contains("Layer 1 has no MLP", Assert.Throws<RomeException>(() => new RomeEditor(_lm, hp with { Layer = 1 }).Compute(request, null)).Message);
     }
 
     [Fact]
@@ -48,7 +65,7 @@ public class BundledModelTests : IDisposable
         var examples = Recall.Examples(_lm, _facts, ["Paris", "Nintendo", "Tycho Brahe"], count: 6);
         Assert.Equal(6, examples.Count);
         Assert.Equal(6, examples.Select(e => e.Subject).Distinct().Count());
-        Assert.Equal(["Nintendo", "Tycho Brahe"], examples.Take(2).Select(e => e.Subject)); // this model gets Paris's facts wrong
+        Assert.Equal(["Paris", "Nintendo", "Tycho Brahe"], examples.Take(3).Select(e => e.Subject));
         Assert.Equal(1.0, Recall.Score(_lm, "examples", examples.Select(e => (e.Prompt, e.Answer)).ToList()).Rate);
         Assert.All(examples, e => Assert.NotEqual(e.Answer, e.Other));
     }
@@ -77,21 +94,18 @@ public class BundledModelTests : IDisposable
 
     /// <summary>
     /// The issue's knowing site on a small fixed sample (the full measurement is <c>rome trace-avg --n 100</c>, in
-    /// docs/knowing-site): the MLPs at the last subject token peak in the lower half, well above the last token's
-    /// MLPs there, and attention at the last token peaks in the upper half. Thresholds leave a margin below the
-    /// sample's own figures.
+    /// docs/knowing-site): the MLPs at the last subject token peak at layers 2-3 (the window-2 effects that hold MLP
+    /// 2, the first MLP), well above the last token's MLPs there, and attention at the last token peaks in the upper
+    /// half. Thresholds leave a margin below the sample's own figures.
     /// </summary>
     [Fact]
-    public void KeepsFactsAtTheSubjectsMlpsAndReadsThemWithAttentionAtTheLastToken()
+    public void KeepsFactsInAMiddleMlpAtTheSubjectAndReadsThemWithAttentionAtTheLastToken()
     {
         var sites = SampleSites(_lm, _facts);
-        // The lookup is MLP 0's, so the window-2 effect ties between layer 0 (MLP 0) and layer 1 (MLPs 0-1): either may peak.
-        Assert.InRange(sites.MlpPeakLayer, 0, _lm.Layers / 2);
-        Assert.True(sites.MlpPeak >= MlpPeakAtLeast && sites.MlpPeak > 3 * sites.LastTokenMlpAtPeak, sites.ToString());
+        Assert.InRange(sites.MlpPeakLayer, 2, 3);
+        Assert.True(sites.MlpPeak >= 0.15 && sites.MlpPeak > 3 * sites.LastTokenMlpAtPeak, sites.ToString());
         Assert.True(sites.AttnPeakLayer >= _lm.Layers / 2, sites.ToString());
     }
-
-    private const double MlpPeakAtLeast = 0.15;
 
     /// <summary>The sites of an averaged trace over 16 fixed facts the model knows (5 noise samples each): the fast tests' sample.</summary>
     internal static SiteSummary SampleSites(LanguageModel lm, FactCorpus facts)
@@ -100,19 +114,26 @@ public class BundledModelTests : IDisposable
         var noise = NoiseLevel.Multiplier * NoiseLevel.EmbeddingStd(lm, facts.Facts.Select(f => f.Subject).Distinct());
         return SiteSummary.Of(AverageIndirectEffect.Compute(lm, AverageIndirectEffect.Sample(known, 16), noise, samples: 5, window: null));
     }
-    /// <summary>The averaged trace kept beside the bundled model (for the Trace page) is the committed measurement.</summary>
+    /// <summary>
+    /// The averaged trace kept beside the bundled model (for the Trace page) is the committed 100-fact measurement,
+    /// and it shows the paper's Figure 4: severing the MLPs removes most of the effect restored before the lookup
+    /// (layers 0-1), severing attention far less.
+    /// </summary>
     [Fact]
-    public void TheAveragedTraceBesideTheModelLoads()
+    public void TheAveragedTraceBesideTheModelShowsTheSeveredDrop()
     {
-        var file = Rome.Model.Tracing.AveragedTraceFile.Load(TestPaths.BundledModel);
+        var file = AveragedTraceFile.Load(TestPaths.BundledModel);
         Assert.NotNull(file);
         Assert.Equal(100, file.Result.Facts);
         Assert.Equal(3, file.Result.Kinds.Count);
-        Assert.InRange(file.Severed!.MlpShareLost, 0.15, 0.25);
-        var copy = Path.Combine(TestPaths.TempFolder(), Rome.Model.Tracing.AveragedTraceFile.FileName);
+        var severed = file.Severed!;
+        Assert.InRange(severed.MlpShareLost, 0.50, 0.60);   // the issue asks at least half
+        Assert.True(severed.NoMlp[0] < 0.5 * severed.Plain[0] && severed.NoMlp[1] < 0.5 * severed.Plain[1]);
+        Assert.True(severed.AttnShareLost < 0.5 * severed.MlpShareLost);
+        var copy = Path.Combine(TestPaths.TempFolder(), AveragedTraceFile.FileName);
         file.Save(copy);
-        var again = Rome.Model.Tracing.AveragedTraceFile.Load(Path.GetDirectoryName(copy)!)!;
-        Assert.Equal(file.Result.Kinds[Rome.Model.Tracing.TraceKind.Mlp][2].Mean, again.Result.Kinds[Rome.Model.Tracing.TraceKind.Mlp][2].Mean);
+        var again = AveragedTraceFile.Load(Path.GetDirectoryName(copy)!)!;
+        Assert.Equal(file.Result.Kinds[TraceKind.Mlp][2].Mean, again.Result.Kinds[TraceKind.Mlp][2].Mean);
         Directory.Delete(Path.GetDirectoryName(copy)!, recursive: true);
     }
 }

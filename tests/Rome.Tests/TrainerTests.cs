@@ -10,6 +10,7 @@ public class TrainerTests
     private static readonly TrainingOptions Tiny = new()
     {
         Layers = 1, Width = 16, Heads = 2, Positions = 32, BatchSize = 2, Steps = 4, CheckpointEvery = 2, WarmupSteps = 1, SampledNegatives = 16,
+        MlpFreeLayers = 0, AttentionWindows = [],
     };
 
     private static FactCorpus Corpus() => FactCorpus.Build(TestPaths.Data, perRelation: 3, seed: 1);
@@ -52,6 +53,18 @@ public class TrainerTests
             }
         }
         finally { Directory.Delete(folder, recursive: true); }
+    }
+
+    /// <summary>Options no model can be built from are refused before anything is written, naming the CLI's option.</summary>
+    [Theory]
+    [InlineData(2, 2, new int[0], "--mlp-free-layers")]
+    [InlineData(2, 0, new[] { 2, 2 }, "--local-attention")]
+    public void ImpossibleArchitecturesAreRefusedBeforeTraining(int layers, int mlpFree, int[] windows, string option)
+    {
+        var folder = Path.Combine(TestPaths.TempFolder(), "model");
+        var error = Assert.Throws<RomeException>(() => new Trainer(Corpus(), Tiny with { Layers = layers, MlpFreeLayers = mlpFree, AttentionWindows = windows }).Train(folder));
+        Assert.Contains(option, error.Message);
+        Assert.False(Directory.Exists(folder));
     }
 
     /// <summary>

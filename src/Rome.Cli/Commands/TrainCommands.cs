@@ -37,10 +37,8 @@ internal static class TrainCommands
         };
         var preview = a.Int("preview", 0);
         a.EnsureAllUsed();
-        if (options.Layers < 1 || options.Width % options.Heads != 0) throw new RomeException("--width must be a multiple of --heads, and --layers at least 1.");
+        options.Validate();
         if (nameParts < 2) throw new RomeException("--name-parts must be at least 2 (a first and a last name).");
-        if (options.MlpFreeLayers < 0 || options.MlpFreeLayers >= options.Layers) throw new RomeException($"--mlp-free-layers must be between 0 and {options.Layers - 1}.");
-        if (options.AttentionWindows.Length >= options.Layers) throw new RomeException($"--local-attention lists {options.AttentionWindows.Length} layers; at most {options.Layers - 1} of the {options.Layers} can be local.");
 
         Directory.CreateDirectory(outDir);
         var manifestPath = Path.Combine(outDir, FactCorpus.ManifestFile);

@@ -13,7 +13,7 @@ public sealed record TrainingOptions
     public int Width { get; init; } = 128;
     public int Heads { get; init; } = 4;
     public int Positions { get; init; } = 64;
-    public int Steps { get; init; } = 7000;
+    public int Steps { get; init; } = 9000;
     public int BatchSize { get; init; } = 32;
     public double LearningRate { get; init; } = 2e-3;
     public int WarmupSteps { get; init; } = 200;
@@ -37,13 +37,22 @@ public sealed record TrainingOptions
     /// The first blocks that have no MLP: their MLP weights are zero and never trained, so the model must look
     /// facts up in later MLPs, after its first attention layers have gathered a name into its last token.
     /// </summary>
-    public int MlpFreeLayers { get; init; }
+    public int MlpFreeLayers { get; init; } = 2;
     /// <summary>
     /// The first layers' attention windows (<see cref="ModelConfig.AttentionWindows"/>; empty: every layer global).
     /// Local lower layers gather a name into its last token a piece per layer, as GPT-2's early layers mostly do, and
     /// keep the prompt's last token from reading the subject before the first global layer.
     /// </summary>
-    public int[] AttentionWindows { get; init; } = [];
+    public int[] AttentionWindows { get; init; } = [3, 3, 3, 3];
+
+    /// <summary>Refuses options no model can be built from (the CLI's option names in brackets).</summary>
+    public void Validate()
+    {
+        if (Layers < 1 || Heads < 1 || Width % Heads != 0) throw new RomeException("The width (--width) must be a multiple of the heads (--heads), and the layers (--layers) at least 1.");
+        if (MlpFreeLayers < 0 || MlpFreeLayers >= Layers) throw new RomeException($"The MLP-free layers (--mlp-free-layers) must be between 0 and {Layers - 1}.");
+        if (AttentionWindows.Length >= Layers) throw new RomeException($"{AttentionWindows.Length} attention windows (--local-attention) for {Layers} layers: at most {Layers - 1} layers can be local.");
+        if (AttentionWindows.Any(w => w < 0)) throw new RomeException("An attention window (--local-attention) is a number of tokens, or 0 for global.");
+    }
 }
 
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, TimeSpan Elapsed);
@@ -66,6 +75,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
     /// <summary>Trains into <paramref name="folder"/>, resuming from the checkpoint there if any. Returns the model.</summary>
     public DecoderModel Train(string folder, IProgress<TrainingProgress>? progress = null, CancellationToken cancel = default)
     {
+        options.Validate();
         Directory.CreateDirectory(folder);
         manual_seed(options.Seed);
         var config = ModelConfig.Gpt2(options.Layers, options.Width, options.Heads, options.Positions) with { AttentionWindows = options.AttentionWindows };
