@@ -71,7 +71,6 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
                                IProgress<EditProgress>? progress = null, CancellationToken cancel = default, int seed = 0)
     {
         request.Validate();
-        if (hp.Layer < 0 || hp.Layer >= lm.Layers) throw new RomeException($"Layer {hp.Layer} is out of range (0..{lm.Layers - 1}).");
         lm.Model.EnsureHasMlp(hp.Layer, "ROME");
         previous ??= [];
         var targetIds = lm.Tokenizer.Encode(" " + request.Target.Trim());

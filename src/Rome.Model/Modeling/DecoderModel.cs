@@ -189,9 +189,10 @@ public sealed class DecoderModel : nn.Module
         return Linear($"h.{layer}.mlp.c_fc").Weight.ne(0).any().item<bool>();
     }
 
-    /// <summary>A clear error unless block <paramref name="layer"/> has an MLP for <paramref name="editor"/> to change.</summary>
+    /// <summary>A clear error unless block <paramref name="layer"/> exists and has an MLP for <paramref name="editor"/> to change.</summary>
     public void EnsureHasMlp(int layer, string editor)
     {
+        if (layer < 0 || layer >= Config.Layers) throw new RomeException($"Layer {layer} is out of range (0..{Config.Layers - 1}).");
         if (!HasMlp(layer))
             throw new RomeException($"Layer {layer} has no MLP (its weights are all zero), so {editor} has nothing to rewrite there; edit a layer with an MLP.");
     }

@@ -30,7 +30,6 @@ public static class FineTune
     public static DenseOverlay Compute(LanguageModel lm, EditRequest request, FineTuneHyperParameters hp, CancellationToken cancel = default)
     {
         request.Validate();
-        if (hp.Layer < 0 || hp.Layer >= lm.Layers) throw new RomeException($"Layer {hp.Layer} is out of range (0..{lm.Layers - 1}).");
         lm.Model.EnsureHasMlp(hp.Layer, "fine-tuning");
         var module = $"h.{hp.Layer}.mlp.c_proj";
         var weight = lm.Model.Linear(module).Weight;
