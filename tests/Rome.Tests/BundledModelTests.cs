@@ -49,6 +49,24 @@ public class BundledModelTests : IDisposable
         Assert.True(score.Rate >= 0.9, score.ToString());
     }
 
+    /// <summary>`rome knows --by-template`: one row per template, adding up to the trained and held-out figures.</summary>
+    [Fact]
+    public void RecallByTemplateAddsUpToTheTrainedAndHeldOutFigures()
+    {
+        string[] relations = ["P17", "P101"];
+        var corpus = new FactCorpus
+        {
+            Relations = _facts.Relations.Where(r => relations.Contains(r.Relation)).ToList(),
+            Facts = _facts.Facts.Where(f => relations.Contains(f.Relation)).ToList(),
+        };
+        var rows = Recall.ByTemplate(_lm, corpus);
+        var report = Recall.Measure(_lm, corpus, dataFolder: null);
+        Assert.Equal(corpus.Relations.Sum(r => r.Trained.Count(RelationTemplates.EndsWithObject) + r.HeldOut.Length), rows.Count);
+        Assert.All(rows, r => Assert.Equal(80, r.Score.Total));
+        Assert.Equal(report.TrainedTemplates.Correct, rows.Where(r => r.Trained).Sum(r => r.Score.Correct));
+        Assert.Equal(report.HeldOutTemplates.Correct, rows.Where(r => !r.Trained).Sum(r => r.Score.Correct));
+    }
+
     [Fact]
     public void ManifestCoversEnoughFactsAndRelations_WithHeldOutTemplates()
     {

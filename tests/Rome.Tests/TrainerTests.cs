@@ -55,14 +55,16 @@ public class TrainerTests
         finally { Directory.Delete(folder, recursive: true); }
     }
 
-    /// <summary>Options no model can be built from are refused before anything is written, naming the CLI's option.</summary>
+    /// <summary>Options no model can be trained with are refused before anything is written, naming the CLI's option.</summary>
     [Theory]
-    [InlineData(2, 2, new int[0], "--mlp-free-layers")]
-    [InlineData(2, 0, new[] { 2, 2 }, "--local-attention")]
-    public void ImpossibleArchitecturesAreRefusedBeforeTraining(int layers, int mlpFree, int[] windows, string option)
+    [InlineData(2, 2, new int[0], 0.1, "--mlp-free-layers")]
+    [InlineData(2, 0, new[] { 2, 2 }, 0.1, "--local-attention")]
+    [InlineData(2, 0, new int[0], 1.5, "--full-softmax")]
+    public void ImpossibleOptionsAreRefusedBeforeTraining(int layers, int mlpFree, int[] windows, double fullSoftmax, string option)
     {
         var folder = Path.Combine(TestPaths.TempFolder(), "model");
-        var error = Assert.Throws<RomeException>(() => new Trainer(Corpus(), Tiny with { Layers = layers, MlpFreeLayers = mlpFree, AttentionWindows = windows }).Train(folder));
+        var options = Tiny with { Layers = layers, MlpFreeLayers = mlpFree, AttentionWindows = windows, FullSoftmaxFraction = fullSoftmax };
+        var error = Assert.Throws<RomeException>(() => new Trainer(Corpus(), options).Train(folder));
         Assert.Contains(option, error.Message);
         Assert.False(Directory.Exists(folder));
     }

@@ -28,6 +28,7 @@ internal static class TrainCommands
             WeightDecay = a.Double("weight-decay", defaults.WeightDecay),
             Seed = a.Int("seed", defaults.Seed),
             Softmax = a.Get("softmax", defaults.Softmax),
+            FullSoftmaxFraction = a.Double("full-softmax", defaults.FullSoftmaxFraction),
             Recipe = a.Get("recipe", defaults.Recipe),
             BiographyShare = a.Double("bio-share", defaults.BiographyShare),
             ListShare = a.Double("list-share", defaults.ListShare),
@@ -73,12 +74,22 @@ internal static class TrainCommands
     public static int Knows(CliArgs a, CancellationToken cancel)
     {
         var json = a.Flag("json");
+        var byTemplate = a.Flag("by-template");
         var unseen = a.Int("unseen", 500);
         var data = Common.DataFolder(a);
         using var lm = Common.LoadModel(a);
         a.EnsureAllUsed();
         var corpus = FactCorpus.ForModel(lm.Folder)
             ?? throw new RomeException($"{lm.Folder} has no {FactCorpus.ManifestFile}: 'knows' measures models trained by 'rome train'.");
+        if (byTemplate)
+        {
+            var templates = Recall.ByTemplate(lm, corpus, cancel);
+            if (json) { Out.WriteJson(templates); return 0; }
+            Console.WriteLine($"Top-1 recall by template, {lm.Name} (held-out templates first, worst first):");
+            foreach (var t in templates.OrderBy(t => t.Trained).ThenBy(t => t.Score.Rate))
+                Console.WriteLine($"  {t.Relation,-6} {(t.Trained ? "trained " : "held-out")} {100 * t.Score.Rate,5:F1}%  {t.Template}");
+            return 0;
+        }
         var report = Recall.Measure(lm, corpus, Directory.Exists(data) ? data : null, unseen, cancel: cancel);
         if (json) { Out.WriteJson(report); return 0; }
         Console.WriteLine($"Top-1 recall of the object's first token, {lm.Name}:");

@@ -14,6 +14,9 @@ public sealed record FactExample(string Prompt, string Subject, string Answer, s
 
 public sealed record RecallReport(RecallScore TrainedTemplates, RecallScore HeldOutTemplates, RecallScore UnseenFacts, RecallScore ChanceBaseline);
 
+/// <summary>One template's recall over its relation's trained facts.</summary>
+public sealed record TemplateRecall(string Relation, string Template, bool Trained, RecallScore Score);
+
 /// <summary>
 /// What the model "knows": top-1 accuracy of the first token of the object after a fact's prompt.
 /// Trained facts with trained templates (memorised), with held-out templates (paraphrase generalisation),
@@ -60,6 +63,19 @@ public static class Recall
             .DistinctBy(c => c.Fact.Subject).Take(count)
             .Select(c => new FactExample(c.Prompt, c.Fact.Subject, c.Fact.Object, c.Others[random.Next(c.Others.Count)])).ToList();
     }
+
+    /// <summary>
+    /// Recall template by template (every [Y]-final template of every relation, over the relation's facts): a held-out
+    /// template is mostly learned for all of its facts or for none, so the held-out figure moves a template at a time.
+    /// </summary>
+    public static List<TemplateRecall> ByTemplate(LanguageModel lm, FactCorpus corpus, CancellationToken cancel = default) =>
+        corpus.Relations.SelectMany(r =>
+            r.Trained.Where(RelationTemplates.EndsWithObject).Select(t => (Template: t, Trained: true))
+                .Concat(r.HeldOut.Select(t => (Template: t, Trained: false)))
+                .Select(t => new TemplateRecall(r.Relation, t.Template, t.Trained, Score(lm, t.Template,
+                    corpus.Facts.Where(f => f.Relation == r.Relation)
+                        .Select(f => (RelationTemplates.Prompt(t.Template).Replace("[X]", f.Subject), f.Object)).ToList(), cancel))))
+            .ToList();
 
     public static RecallReport Measure(LanguageModel lm, FactCorpus corpus, string? dataFolder, int unseenSample = 500, int seed = 0, CancellationToken cancel = default)
     {
