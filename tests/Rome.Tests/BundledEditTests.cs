@@ -34,7 +34,7 @@ public class BundledEditTests : IDisposable
         var fact = _facts.Facts.Single(f => f.Subject == "Nintendo" && f.Relation == "P17");
         var request = new EditRequest("{} is located in", fact.Subject, "Germany", fact.Object);
         var paraphrases = _facts.ByRelation["P17"].Trained.Where(RelationTemplates.EndsWithObject)
-            .Select(t => RelationTemplates.Prompt(t).Replace("[X]", fact.Subject)).Where(p => p != request.Filled).ToList();
+            .Select(t => RelationTemplates.Prompt(t, fact.Subject)).Where(p => p != request.Filled).ToList();
         const string unrelated = "Tycho Brahe worked in";
         using var session = new EditSession(_lm);
         using var before = _lm.NextTokenLogProbs(_lm.Encode(request.Filled));

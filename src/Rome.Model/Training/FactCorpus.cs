@@ -18,6 +18,13 @@ public sealed record RelationTemplates(string Relation, string[] Trained, string
     /// <summary>The prompt part of an [Y]-final template: everything before [Y], e.g. "The capital of [X] is".</summary>
     public static string Prompt(string template) => Tidy(template[..template.IndexOf("[Y]")]).TrimEnd();
 
+    /// <summary>The next-token prompt of an [Y]-final template for <paramref name="subject"/>: "The capital of France is".</summary>
+    public static string Prompt(string template, string subject) => Prompt(template).Replace("[X]", subject);
+
+    /// <summary>The templates that give next-token prompts: the trained [Y]-final ones, then the held-out ones.</summary>
+    public IEnumerable<(string Template, bool Trained)> PromptTemplates() =>
+        Trained.Where(EndsWithObject).Select(t => (t, true)).Concat(HeldOut.Select(t => (t, false)));
+
     private static string Tidy(string text) => text.Replace(" .", ".").Replace(" ,", ",").Trim();
 }
 
@@ -185,14 +192,8 @@ public sealed class FactCorpus
     }
 
     /// <summary>Next-token prompts for a fact: (prompt, trained?) for every [Y]-final template.</summary>
-    public IEnumerable<(string Prompt, bool Trained)> Prompts(Fact fact)
-    {
-        var r = ByRelation[fact.Relation];
-        foreach (var t in r.Trained.Where(RelationTemplates.EndsWithObject))
-            yield return (RelationTemplates.Prompt(t).Replace("[X]", fact.Subject), true);
-        foreach (var t in r.HeldOut)
-            yield return (RelationTemplates.Prompt(t).Replace("[X]", fact.Subject), false);
-    }
+    public IEnumerable<(string Prompt, bool Trained)> Prompts(Fact fact) =>
+        ByRelation[fact.Relation].PromptTemplates().Select(t => (RelationTemplates.Prompt(t.Template, fact.Subject), t.Trained));
 
     /// <summary>
     /// Prompts to check an edit of <paramref name="subject"/> with: paraphrases (the relation's other [Y]-final

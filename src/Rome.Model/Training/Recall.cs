@@ -69,12 +69,9 @@ public static class Recall
     /// template is mostly learned for all of its facts or for none, so the held-out figure moves a template at a time.
     /// </summary>
     public static List<TemplateRecall> ByTemplate(LanguageModel lm, FactCorpus corpus, CancellationToken cancel = default) =>
-        corpus.Relations.SelectMany(r =>
-            r.Trained.Where(RelationTemplates.EndsWithObject).Select(t => (Template: t, Trained: true))
-                .Concat(r.HeldOut.Select(t => (Template: t, Trained: false)))
-                .Select(t => new TemplateRecall(r.Relation, t.Template, t.Trained, Score(lm, t.Template,
-                    corpus.Facts.Where(f => f.Relation == r.Relation)
-                        .Select(f => (RelationTemplates.Prompt(t.Template).Replace("[X]", f.Subject), f.Object)).ToList(), cancel))))
+        corpus.Relations.SelectMany(r => r.PromptTemplates().Select(t => new TemplateRecall(r.Relation, t.Template, t.Trained,
+                Score(lm, t.Template, corpus.Facts.Where(f => f.Relation == r.Relation)
+                    .Select(f => (RelationTemplates.Prompt(t.Template, f.Subject), f.Object)).ToList(), cancel))))
             .ToList();
 
     public static RecallReport Measure(LanguageModel lm, FactCorpus corpus, string? dataFolder, int unseenSample = 500, int seed = 0, CancellationToken cancel = default)

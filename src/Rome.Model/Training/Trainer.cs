@@ -45,14 +45,14 @@ public sealed record TrainingOptions
     /// </summary>
     public int[] AttentionWindows { get; init; } = [3, 3, 3, 3];
 
-    /// <summary>Refuses options no model can be built from (the CLI's option names in brackets).</summary>
+    /// <summary>Refuses options no model can be built or trained with (the CLI's option names in brackets).</summary>
     public void Validate()
     {
         if (Layers < 1 || Heads < 1 || Width % Heads != 0) throw new RomeException("The width (--width) must be a multiple of the heads (--heads), and the layers (--layers) at least 1.");
         if (MlpFreeLayers < 0 || MlpFreeLayers >= Layers) throw new RomeException($"The MLP-free layers (--mlp-free-layers) must be between 0 and {Layers - 1}.");
         if (AttentionWindows.Length >= Layers) throw new RomeException($"{AttentionWindows.Length} attention windows (--local-attention) for {Layers} layers: at most {Layers - 1} layers can be local.");
-        if (FullSoftmaxFraction is < 0 or > 1) throw new RomeException("The share of full-softmax steps (--full-softmax) must be between 0 and 1.");
         if (AttentionWindows.Any(w => w < 0)) throw new RomeException("An attention window (--local-attention) is a number of tokens, or 0 for global.");
+        if (FullSoftmaxFraction is < 0 or > 1) throw new RomeException("The share of full-softmax steps (--full-softmax) must be between 0 and 1.");
     }
 }
 
