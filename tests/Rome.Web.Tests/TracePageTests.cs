@@ -62,7 +62,7 @@ public class TracePageTests(WebAppFixture app)
         await panel.WaitForAsync();
         Assert.Contains("100 facts", await panel.InnerTextAsync());
         Assert.Contains("Knowing: MLP at the last subject token peaks at layer 3", await page.Locator("[data-testid=trace-average-sites]").InnerTextAsync());
-        Assert.Contains("removes 53%", (await page.Locator("[data-testid=trace-average-severed]").InnerTextAsync()).Replace(" %", "%"));
+        Assert.Contains("removes 50%", (await page.Locator("[data-testid=trace-average-severed]").InnerTextAsync()).Replace(" %", "%"));
         await page.Locator("#average-Hidden .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         await page.Locator("#average-severed .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         await panel.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "trace-average.png") });

@@ -13,7 +13,7 @@ public sealed record TrainingOptions
     public int Width { get; init; } = 128;
     public int Heads { get; init; } = 4;
     public int Positions { get; init; } = 64;
-    public int Steps { get; init; } = 9000;
+    public int Steps { get; init; } = 5500;
     public int BatchSize { get; init; } = 32;
     public double LearningRate { get; init; } = 2e-3;
     public int WarmupSteps { get; init; } = 200;
@@ -27,7 +27,7 @@ public sealed record TrainingOptions
     /// </summary>
     public string Softmax { get; init; } = "corpus";
     public int SampledNegatives { get; init; } = 1024;
-    public double FullSoftmaxFraction { get; init; } = 0.1;
+    public double FullSoftmaxFraction { get; init; } = 0.05;
     /// <summary>The training text's recipe (<see cref="TrainingText"/>): "knowing" or "templates".</summary>
     public string Recipe { get; init; } = "knowing";
     /// <summary><see cref="TrainingText.BiographyShare"/> and <see cref="TrainingText.ListShare"/>.</summary>

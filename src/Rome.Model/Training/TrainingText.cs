@@ -19,7 +19,7 @@ namespace Rome.Model.Training;
 public sealed class TrainingText(FactCorpus corpus, string recipe)
 {
     public static readonly string[] Recipes = ["templates", "knowing"];
-    public const double DefaultBiographyShare = 0.3, DefaultListShare = 0.25;
+    public const double DefaultBiographyShare = 0.2, DefaultListShare = 0.25;
 
     private readonly string _recipe = Recipes.Contains(recipe) ? recipe
         : throw new RomeException($"Unknown training recipe '{recipe}' ({string.Join(", ", Recipes)}).");
