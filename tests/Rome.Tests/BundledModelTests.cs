@@ -38,6 +38,15 @@ public class BundledModelTests : IDisposable
         Assert.Contains("Layer 1 has no MLP", Assert.Throws<RomeException>(() => new RomeEditor(_lm, hp with { Layer = 1 }).Compute(request, null)).Message);
     }
 
+    /// <summary>`rome info` says which blocks have no MLP, since their zero weights are in the parameter count.</summary>
+    [Fact]
+    public async Task InfoNamesTheMlpFreeBlocks()
+    {
+        var (exit, output, error) = await TestPaths.RunCli("info");
+        Assert.True(exit == 0, error);
+        Assert.Contains("no MLP in blocks 0, 1", output);
+    }
+
     [Fact]
     public void RecallsAFixedSampleOf100TrainedFacts()
     {

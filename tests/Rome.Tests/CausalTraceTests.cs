@@ -219,6 +219,13 @@ public class CausalTraceTests : IDisposable
         Assert.Equal(1 - summary.NoAttn[..lower].Sum() / summary.Plain[..lower].Sum(), summary.AttnShareLost, 9);
     }
 
+    /// <summary>Shares are shown to one decimal, so 49.5 % is not rounded up to the 50 %, and a tiny negative share is not "-0.0 %".</summary>
+    [Theory]
+    [InlineData(0.4950220230587693, "49.5 %")]
+    [InlineData(-0.0004, "0.0 %")]
+    [InlineData(-0.12, "-12.0 %")]
+    public void SharesArePrintedToOneDecimal(double share, string text) => Assert.Equal(text, SeveredSummary.Percent(share));
+
     /// <summary><c>rome trace --sever</c> is the web app's workflow: the grids, then this fact's Figure 4 from the same traces.</summary>
     [Fact]
     public async Task TheCliTraceWithSeverGivesTheGridsAndFigure4()

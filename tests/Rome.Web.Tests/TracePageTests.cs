@@ -48,7 +48,7 @@ public class TracePageTests(WebAppFixture app)
         await page.Locator("[data-testid=trace-run]").ClickAsync();
         var summary = page.Locator("[data-testid=trace-severed]");
         await summary.WaitForAsync(new() { Timeout = 60_000 });
-        Assert.Matches(@"MLPs at that token removes -?\d+\s?%", await summary.InnerTextAsync());
+        Assert.Matches(@"MLPs at that token removes -?\d+\.\d %", await summary.InnerTextAsync());
         await page.Locator("#trace-severed-chart .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         Assert.Equal("done", await page.Locator("[data-testid=trace-job]").GetAttributeAsync("data-state"));
     }
@@ -62,7 +62,7 @@ public class TracePageTests(WebAppFixture app)
         await panel.WaitForAsync();
         Assert.Contains("100 facts", await panel.InnerTextAsync());
         Assert.Contains("Knowing: MLP at the last subject token peaks at layer 3", await page.Locator("[data-testid=trace-average-sites]").InnerTextAsync());
-        Assert.Contains("removes 50%", (await page.Locator("[data-testid=trace-average-severed]").InnerTextAsync()).Replace(" %", "%"));
+        Assert.Contains("removes 49.5%", (await page.Locator("[data-testid=trace-average-severed]").InnerTextAsync()).Replace(" %", "%"));
         await page.Locator("#average-Hidden .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         await page.Locator("#average-severed .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         await panel.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "trace-average.png") });

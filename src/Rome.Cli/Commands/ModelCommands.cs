@@ -13,13 +13,14 @@ internal static class ModelCommands
         a.EnsureAllUsed();
         var c = lm.Config;
         var facts = Rome.Model.Training.FactCorpus.ForModel(lm.Folder);
+        var mlpFree = Enumerable.Range(0, c.Layers).Where(l => !lm.Model.HasMlp(l)).ToArray();
         var info = new
         {
             name = lm.Name, folder = lm.Folder, architecture = c.FamilyName, parameters = lm.ParameterCount,
             layers = c.Layers, width = c.Embd, heads = c.Heads, keyValueHeads = c.KvHeads, mlpWidth = c.Inner, context = c.Positions,
             positions = c.LearnedPositions ? "learned" : $"rotary on {c.RotaryDims} of {c.HeadDim} dimensions per head",
             attention = c.AttentionDescription,
-            editSite = c.NativeEditSite("L"),
+            editSite = c.NativeEditSite("L"), mlpFreeLayers = mlpFree,
             vocabulary = c.VocabSize, fingerprint = lm.Fingerprint, device = lm.Device.ToString(),
             trainedFacts = facts?.Facts.Count,
         };
@@ -30,6 +31,8 @@ internal static class ModelCommands
             Console.WriteLine($"  {info.architecture}, {info.parameters:N0} parameters: {c.Layers} layers, width {c.Embd}, {c.Heads} heads"
                 + (c.KvHeads != c.Heads ? $" ({c.KvHeads} for keys and values)" : "") + $", MLP {c.Inner}, context {c.Positions}, vocabulary {c.VocabSize}");
             Console.WriteLine($"  positions {info.positions}; attention {info.attention}; ROME edits {info.editSite}");
+            if (mlpFree.Length > 0)
+                Console.WriteLine($"  no MLP in block{(mlpFree.Length > 1 ? "s" : "")} {string.Join(", ", mlpFree)}: trained so, with zero weights (included in the count above)");
             Console.WriteLine($"  weights fingerprint {info.fingerprint}, device {info.device}" + (facts is null ? "" : $", trained on {facts.Facts.Count} facts"));
         }
         return 0;
