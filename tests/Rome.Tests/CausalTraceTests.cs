@@ -226,6 +226,11 @@ public class CausalTraceTests : IDisposable
     [InlineData(-0.12, "-12.0 %")]
     public void SharesArePrintedToOneDecimal(double share, string text) => Assert.Equal(text, SeveredSummary.Percent(share));
 
+    /// <summary>The sites summary shows a hidden effect of -2e-9 at the top layer as 0.00, not -0.00.</summary>
+    [Fact]
+    public void SitesSummaryShowsATinyNegativeEffectAsZero() =>
+        Assert.Contains("(top layer: 0.00, last token's: 1.00)", new SiteSummary(0.871, 8, 3, 0.487, 0.02, 2, 0.614, -2e-9, 1.0, 5, 0.653).ToString());
+
     /// <summary><c>rome trace --sever</c> is the web app's workflow: the grids, then this fact's Figure 4 from the same traces.</summary>
     [Fact]
     public async Task TheCliTraceWithSeverGivesTheGridsAndFigure4()

@@ -42,12 +42,12 @@ public sealed record SiteSummary(
     private static int ArgMax(double[] xs) => Array.IndexOf(xs, xs.Max());
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"TE {TotalEffect:F3}. Knowing: MLP at the last subject token peaks at layer {MlpPeakLayer} of {Layers} with {F2(MlpPeak)} TE " +
-        $"(last token's MLP there: {F2(LastTokenMlpAtPeak)}); its hidden state peaks at layer {HiddenPeakLayer} with {F2(HiddenPeak)} TE " +
-        $"(top layer: {F2(HiddenAtTop)}, last token's: {F2(LastTokenHiddenAtTop)}). Saying: attention at the last token peaks at layer {AttnPeakLayer} with {F2(AttnPeak)} TE.");
+        $"TE {TotalEffect:F3}. Knowing: MLP at the last subject token peaks at layer {MlpPeakLayer} of {Layers} with {Rounded(MlpPeak, 2)} TE " +
+        $"(last token's MLP there: {Rounded(LastTokenMlpAtPeak, 2)}); its hidden state peaks at layer {HiddenPeakLayer} with {Rounded(HiddenPeak, 2)} TE " +
+        $"(top layer: {Rounded(HiddenAtTop, 2)}, last token's: {Rounded(LastTokenHiddenAtTop, 2)}). Saying: attention at the last token peaks at layer {AttnPeakLayer} with {Rounded(AttnPeak, 2)} TE.");
 
-    /// <summary>Two decimals, with a tiny negative effect shown as 0.00 rather than -0.00.</summary>
-    private static string F2(double x) => (Math.Round(x, 2) + 0.0).ToString("F2", CultureInfo.InvariantCulture);
+    /// <summary><paramref name="x"/> to <paramref name="decimals"/> places, a tiny negative effect shown as 0.00 rather than -0.00.</summary>
+    internal static string Rounded(double x, int decimals) => (Math.Round(x, decimals) + 0.0).ToString("F" + decimals, CultureInfo.InvariantCulture);
 }
 
 /// <summary>
@@ -80,7 +80,7 @@ public sealed record SeveredSummary(double[] Plain, double[] NoMlp, double[] NoA
     }
 
     /// <summary>A share lost as a percentage with one decimal ("49.5 %"), never "-0.0 %".</summary>
-    public static string Percent(double share) => string.Create(CultureInfo.InvariantCulture, $"{Math.Round(share * 100, 1) + 0.0:0.0} %");
+    public static string Percent(double share) => SiteSummary.Rounded(share * 100, 1) + " %";
 
     public string ToCsv() => "layer,hidden,hidden_mlp_severed,hidden_attn_severed\n" + string.Concat(Plain.Select((v, l) =>
         string.Create(CultureInfo.InvariantCulture, $"{l},{v:G6},{NoMlp[l]:G6},{NoAttn[l]:G6}\n")));
