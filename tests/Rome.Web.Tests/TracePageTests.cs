@@ -61,8 +61,8 @@ public class TracePageTests(WebAppFixture app)
         var panel = page.Locator("[data-testid=trace-average]");
         await panel.WaitForAsync();
         Assert.Contains("100 facts", await panel.InnerTextAsync());
-        Assert.Contains("Knowing: MLP at the last subject token peaks at layer 3", await page.Locator("[data-testid=trace-average-sites]").InnerTextAsync());
-        Assert.Contains("removes 49.5%", (await page.Locator("[data-testid=trace-average-severed]").InnerTextAsync()).Replace(" %", "%"));
+        Assert.Contains("Knowing: MLP at the last subject token peaks at layer 4", await page.Locator("[data-testid=trace-average-sites]").InnerTextAsync());
+        Assert.Contains("removes 56.9%", (await page.Locator("[data-testid=trace-average-severed]").InnerTextAsync()).Replace(" %", "%"));
         await page.Locator("#average-Hidden .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         await page.Locator("#average-severed .main-svg").First.WaitForAsync(new() { Timeout = 30_000 });
         await panel.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "trace-average.png") });

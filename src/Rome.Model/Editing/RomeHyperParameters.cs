@@ -5,7 +5,7 @@ namespace Rome.Model.Editing;
 
 /// <summary>
 /// ROME's hyper-parameters (the original's names in brackets). Defaults are the paper's for GPT-2 XL; a model folder
-/// carries its own in <c>rome-hparams.json</c> (the bundled model's edits layer 2, the MLP that looks its facts up,
+/// carries its own in <c>rome-hparams.json</c> (the bundled model's edits layer 3, the MLP that looks its facts up,
 /// with 30 v* steps: see its model card).
 /// </summary>
 public sealed record RomeHyperParameters

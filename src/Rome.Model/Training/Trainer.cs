@@ -37,7 +37,7 @@ public sealed record TrainingOptions
     /// The first blocks that have no MLP: their MLP weights are zero and never trained, so the model must look
     /// facts up in later MLPs, after its first attention layers have gathered a name into its last token.
     /// </summary>
-    public int MlpFreeLayers { get; init; } = 2;
+    public int MlpFreeLayers { get; init; } = 3;
     /// <summary>
     /// The first layers' attention windows (<see cref="ModelConfig.AttentionWindows"/>; empty: every layer global).
     /// Local lower layers gather a name into its last token a piece per layer, as GPT-2's early layers mostly do, and
