@@ -174,10 +174,10 @@ public class CounterFactEvaluatorTests : IDisposable
     public void TheModelFolderCarriesItsBaselineSettings()
     {
         // The bundled model's rome-hparams.json, and the originals' for GPT-2 XL.
-        Assert.Equal((5e-3, 0.5), (_hp.FineTuneConstraint, _hp.KnowledgeNeuronsScale));
+        Assert.Equal((5e-3, 0.2), (_hp.FineTuneConstraint, _hp.KnowledgeNeuronsScale));
         Assert.Equal((5e-4, 2.0), (RomeHyperParameters.Gpt2Xl.FineTuneConstraint, RomeHyperParameters.Gpt2Xl.KnowledgeNeuronsScale));
         var evaluator = new CounterFactEvaluator(_lm, _hp, covariance: null);
-        Assert.Equal((5e-3, 0.5), (evaluator.FineTuneConstraint, evaluator.KnowledgeNeurons.Scale));
+        Assert.Equal((5e-3, 0.2), (evaluator.FineTuneConstraint, evaluator.KnowledgeNeurons.Scale));
     }
 
     [Fact]
