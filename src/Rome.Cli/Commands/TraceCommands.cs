@@ -70,7 +70,7 @@ internal static class TraceCommands
             Console.WriteLine($"  plain            {Curve(sv.Plain)}");
             Console.WriteLine($"  MLPs severed     {Curve(sv.NoMlp)}");
             Console.WriteLine($"  attention severed{Curve(sv.NoAttn)}");
-            Console.WriteLine($"Of the effect in layers 0..{lm.Layers / 2 - 1}, severing the MLPs removes {SeveredSummary.Percent(sv.MlpShareLost)}, severing attention {SeveredSummary.Percent(sv.AttnShareLost)}.");
+            Console.WriteLine($"Of the effect in layers 0..{sv.EarlyLayers - 1}, severing the MLPs removes {SeveredSummary.Percent(sv.MlpShareLost)}, severing attention {SeveredSummary.Percent(sv.AttnShareLost)}.");
         }
         return 0;
     }
@@ -129,7 +129,7 @@ internal static class TraceCommands
         Console.WriteLine($"\n{sites}");
         if (severedSummary is { } sv)
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Severed (Figure 4): of the last subject token's hidden effect in layers 0..{lm.Layers / 2 - 1}, severing MLPs removes {SeveredSummary.Percent(sv.MlpShareLost)}, severing attention {SeveredSummary.Percent(sv.AttnShareLost)} (curves in severed.csv)."));
+                $"Severed (Figure 4): of the last subject token's hidden effect in layers 0..{sv.EarlyLayers - 1}, severing MLPs removes {SeveredSummary.Percent(sv.MlpShareLost)}, severing attention {SeveredSummary.Percent(sv.AttnShareLost)} (curves in severed.csv)."));
         return 0;
     }
 }

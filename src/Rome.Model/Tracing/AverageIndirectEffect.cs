@@ -74,10 +74,16 @@ public sealed record SeveredSummary(double[] Plain, double[] NoMlp, double[] NoA
     /// <summary>The curves, and the share of the lower half's effect each severing removes.</summary>
     public static SeveredSummary Of(double[] plain, double[] noMlp, double[] noAttn)
     {
-        var lower = plain.Length / 2;
+        var lower = LowerHalf(plain.Length);
         double Lost(double[] severed) => 1 - severed[..lower].Sum() / Math.Max(1e-9, plain[..lower].Sum());
         return new SeveredSummary(plain, noMlp, noAttn, Lost(noMlp), Lost(noAttn));
     }
+
+    /// <summary>The shares are taken over layers 0 .. EarlyLayers − 1, the lower half of the model.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public int EarlyLayers => LowerHalf(Plain.Length);
+
+    private static int LowerHalf(int layers) => layers / 2;
 
     /// <summary>A share lost as a percentage with one decimal ("49.5 %"), never "-0.0 %".</summary>
     public static string Percent(double share) => SiteSummary.Rounded(share * 100, 1) + " %";
