@@ -19,7 +19,10 @@ builder.Services.AddSingleton<ModelLibrary>();
 builder.Services.AddSingleton<JobQueue>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<JobQueue>());
 builder.Services.AddScoped<UserSession>();
+builder.Services.AddSingleton(new Rome.Model.Editing.CovarianceCache(settings.CacheFolder, settings.DataFolder)); // C, shared by every tab and model
 builder.Services.AddScoped<SessionJobs>();
+builder.Services.AddScoped<AddressBar>();
+builder.Services.AddScoped<EditStackService>();
 builder.Services.AddScoped<TraceService>();
 builder.Services.AddScoped<EditService>();
 builder.Services.AddScoped<PreviewService>();

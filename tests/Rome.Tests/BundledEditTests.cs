@@ -1,24 +1,20 @@
 using Rome.Model.Editing;
 using Rome.Model.Modeling;
+using Rome.Model.Facts;
 using Rome.Model.Training;
 using static TorchSharp.torch;
 
 namespace Rome.Tests;
 
 /// <summary>ROME on the bundled model, with its hyper-parameters and real covariance statistics.</summary>
-public class BundledEditTests : IDisposable
+[Trait("Speed", "Slow")] // ROME on the bundled model with its real settings
+public class BundledEditTests(BundledModelFixture fixture) : IClassFixture<BundledModelFixture>
 {
-    private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.BundledModel);
-    private readonly FactCorpus _facts = FactCorpus.ForModel(TestPaths.BundledModel)!;
-    private readonly RomeHyperParameters _hp = RomeHyperParameters.Load(TestPaths.BundledHyperParameters);
-    public void Dispose() => _lm.Dispose();
+    private readonly LanguageModel _lm = fixture.Model;
+    private readonly FactCorpus _facts = fixture.Facts;
+    private readonly RomeHyperParameters _hp = fixture.HyperParameters;
 
-    private Func<Tensor> Covariance()
-    {
-        var corpus = CovarianceStatistics.DefaultCorpus(_lm).ToList();
-        var cache = Path.Combine(Path.GetTempPath(), "rome-tests-cache");
-        return () => CovarianceStatistics.GetOrCompute(_lm, _hp.Layer, corpus, _hp.CovarianceTokens, cache);
-    }
+    private Tensor Covariance() => fixture.Covariances.ForEditor(_lm, _hp)!;
 
     private int Top(string prompt, Interventions iv)
     {
@@ -68,20 +64,5 @@ public class BundledEditTests : IDisposable
         var misses = requests.Where(r => Top(r.Filled, session.Interventions()) != First(r.Target))
             .Select(r => $"{r.Filled} -> {_lm.Tokenizer.TokenText(Top(r.Filled, session.Interventions()))}").ToList();
         Assert.True(misses.Count == 0, string.Join("; ", misses));
-    }
-}
-
-public class CovarianceReuseTests
-{
-    [Fact]
-    public void OneCovarianceServesManyEdits()
-    {
-        // C is loaded lazily inside the first edit's dispose scope; later edits must still be able to use it.
-        using var lm = LanguageModel.Load(TestPaths.BundledModel);
-        var hp = RomeHyperParameters.Load(TestPaths.BundledHyperParameters) with { Steps = 3 };
-        var c = CovarianceStatistics.ForEditor(lm, hp, Path.Combine(Path.GetTempPath(), "rome-tests-cache"));
-        var editor = new RomeEditor(lm, hp);
-        using (editor.Compute(new EditRequest("{} is located in", "Nintendo", "Germany"), c)) { }
-        using (editor.Compute(new EditRequest("{} is located in", "Toyota", "France"), c)) { }
     }
 }

@@ -6,9 +6,9 @@ using static TorchSharp.torch;
 
 namespace Rome.Tests;
 
-public class CausalTraceTests : IDisposable
+public class CausalTraceTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGpt2Fixture>
 {
-    private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
+    private readonly LanguageModel _lm = fixture.Model;
     internal const double Noise = 0.3;
 
     private static TraceRequest Request(int samples = 4, TraceKind? sever = null) => new()
@@ -16,66 +16,6 @@ public class CausalTraceTests : IDisposable
         Prompt = "The Eiffel Tower is located in the city of", Subject = "Eiffel Tower", Samples = samples, Seed = 3, Window = 2, Sever = sever,
     };
 
-    public void Dispose() => _lm.Dispose();
-
-    /// <summary>
-    /// The paper's algorithm written out plainly, independently of the library's tracer: one forward pass per
-    /// cell, the noise drawn as the tracer draws it, the clean states taken from a clean run and put in with hooks.
-    /// </summary>
-    private double[][] ReferenceGrid(TraceRequest r, TraceKind kind, int answer) => ReferenceGrid(_lm, r, kind, answer);
-
-    internal static double[][] ReferenceGrid(LanguageModel lm, TraceRequest r, TraceKind kind, int answer)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var ids = lm.Ids(lm.Encode(r.Prompt));
-        var span = lm.Tokenizer.FindSpan(r.Prompt, r.Subject);
-        using var generator = new TorchSharp.torch.Generator((ulong)r.Seed);
-        var noise = randn([r.Samples, span.Length, lm.Config.Embd], generator: generator) * Noise;
-        Tensor Noisy(Tensor x)
-        {
-            var y = x.clone();
-            for (int p = 0; p < span.Length; p++) y[.., span.First + p] += noise[.., p];
-            return y;
-        }
-        var clean = new Dictionary<HookPoint, Tensor>();
-        var corrupted = new Dictionary<HookPoint, Tensor>();
-        var capture = new Interventions();
-        var captureNoisy = new Interventions().Hook(HookPoint.Embed, Noisy);
-        for (int l = 0; l < lm.Layers; l++)
-            foreach (var point in new[] { HookPoint.Resid(l), HookPoint.Mlp(l), HookPoint.Attn(l) })
-            {
-                capture.Capture(point, t => clean[point] = t);
-                captureNoisy.Capture(point, t => corrupted[point] = t);
-            }
-        lm.Model.Forward(ids, capture);
-        lm.Model.Forward(ids.expand(r.Samples, -1), captureNoisy);
-
-        int layers = lm.Layers, w = r.Window!.Value;
-        var grid = new double[ids.shape[1]][];
-        for (int t = 0; t < grid.Length; t++)
-        {
-            grid[t] = new double[layers];
-            for (int layer = 0; layer < layers; layer++)
-            {
-                var iv = new Interventions().Hook(HookPoint.Embed, Noisy);
-                void Put(HookPoint point, Tensor value) => iv.Hook(point, x => { var y = x.clone(); y[.., t] = value[.., t]; return y; });
-                // The original code's window: range(max(0, layer - w // 2), min(layers, layer - (-w // 2))).
-                var restored = kind == TraceKind.Hidden ? [HookPoint.Resid(layer)]
-                    : Enumerable.Range(Math.Max(0, layer - w / 2), Math.Min(layers, layer + (w + 1) / 2) - Math.Max(0, layer - w / 2))
-                        .Select(l => kind == TraceKind.Mlp ? HookPoint.Mlp(l) : HookPoint.Attn(l)).ToArray();
-                foreach (var point in restored) Put(point, clean[point]);
-                if (r.Sever is { } severed)
-                    for (int l = layer + 1; l < layers; l++)
-                    {
-                        var point = severed == TraceKind.Mlp ? HookPoint.Mlp(l) : HookPoint.Attn(l);
-                        Put(point, corrupted[point]);
-                    }
-                grid[t][layer] = lm.Model.Forward(ids.expand(r.Samples, -1), iv)[.., -1].softmax(-1)[.., answer].mean().item<float>();
-            }
-        }
-        return grid;
-    }
 
     internal static void AssertSameGrid(double[][] expected, double[][] actual, string what)
     {
@@ -94,13 +34,12 @@ public class CausalTraceTests : IDisposable
         var fast = TraceResult.Collect(new CausalTrace(_lm).Run(request, Noise));
         // Batches of a few kilobytes: every token and every cell in a batch of its own.
         var small = TraceResult.Collect(new CausalTrace(_lm, batchBytes: 4096).Run(request, Noise));
-        var naive = TraceResult.Collect(new CausalTrace(_lm).RunNaive(request, Noise));
+        var naive = NaiveTrace.Run(_lm, request, Noise);
+        Assert.Equal(naive.Setup.AnswerToken, fast.Setup.AnswerToken);
         foreach (var kind in request.Kinds)
         {
-            var reference = ReferenceGrid(request, kind, fast.Setup.AnswerToken);
-            AssertSameGrid(reference, fast.Scores[kind], $"{kind}");
-            AssertSameGrid(reference, small.Scores[kind], $"{kind} in small batches");
-            AssertSameGrid(reference, naive.Scores[kind], $"{kind}, naive");
+            AssertSameGrid(naive.Scores[kind], fast.Scores[kind], $"{kind}");
+            AssertSameGrid(naive.Scores[kind], small.Scores[kind], $"{kind} in small batches");
         }
     }
 
@@ -148,11 +87,11 @@ public class CausalTraceTests : IDisposable
         var request = new TraceRequest { Prompt = prompt, Subject = subject, Samples = samples, Seed = 1, Window = window };
         var fast = TraceResult.Collect(new CausalTrace(_lm).Run(request, Noise));
         var small = TraceResult.Collect(new CausalTrace(_lm, batchBytes: 4096).Run(request, Noise));
+        var naive = NaiveTrace.Run(_lm, request, Noise);
         foreach (var kind in request.Kinds)
         {
-            var reference = ReferenceGrid(request, kind, fast.Setup.AnswerToken);
-            AssertSameGrid(reference, fast.Scores[kind], $"{kind}");
-            AssertSameGrid(reference, small.Scores[kind], $"{kind} in small batches");
+            AssertSameGrid(naive.Scores[kind], fast.Scores[kind], $"{kind}");
+            AssertSameGrid(naive.Scores[kind], small.Scores[kind], $"{kind} in small batches");
         }
     }
 
@@ -297,98 +236,5 @@ public class CausalTraceTests : IDisposable
         Assert.Equal((0, 2), CausalTrace.WindowAround(0, 4, 6));
         Assert.Equal((1, 5), CausalTrace.WindowAround(3, 4, 6));
         Assert.Equal((42, 48), CausalTrace.WindowAround(47, 10, 48)); // the original: range(max(0, l - w // 2), min(n, l - (-w // 2)))
-    }
-}
-
-public class BucketTests
-{
-    [Fact]
-    public void PositionsAreBucketedAsInThePaper()
-    {
-        // "The| E|iff|el| Tower| is| located| in| the| city| of": subject tokens 1..4, 11 tokens.
-        var b = AverageIndirectEffect.BucketPositions(new Rome.Model.Modeling.TokenSpan(1, 4), 11);
-        Assert.Equal([1], b[0]);             // first subject token
-        Assert.Equal([2, 3], b[1]);          // middle subject tokens
-        Assert.Equal([4], b[2]);             // last subject token
-        Assert.Equal([5], b[3]);             // first subsequent token
-        Assert.Equal([6, 7, 8, 9], b[4]);    // further tokens
-        Assert.Equal([10], b[5]);            // last token
-    }
-
-    [Fact]
-    public void AOneTokenSubjectRightBeforeTheLastTokenCountsInEveryBucketItIs()
-    {
-        // "Paris| is": as the notebook does, the one subject token is both first and last subject token, and "is"
-        // is both the first subsequent token and the last token.
-        var b = AverageIndirectEffect.BucketPositions(new Rome.Model.Modeling.TokenSpan(0, 0), 2);
-        Assert.Equal([0], b[0]);
-        Assert.Empty(b[1]);
-        Assert.Equal([0], b[2]);
-        Assert.Equal([1], b[3]);
-        Assert.Empty(b[4]);
-        Assert.Equal([1], b[5]);
-    }
-
-    [Fact]
-    public void AveragesTakeEveryRowThenSubtractTheMeanLowScore()
-    {
-        // Two facts, one layer. Fact A: "Paris| is" (low 0.1); fact B: "New| York| City| is| in| the| capital"
-        // (low 0.3), subject 0..2, so one middle row and two further rows.
-        TraceResult Fact(int subjectEnd, double low, double[] scores) => new(
-            new TraceSetup("", scores.Select(_ => "t").ToArray(), new Rome.Model.Modeling.TokenSpan(0, subjectEnd), 0, "x", 0.9, low, 1, 1, 1, 10),
-            new Dictionary<TraceKind, double[][]> { [TraceKind.Mlp] = scores.Select(v => new[] { v }).ToArray() });
-        var a = Fact(0, 0.1, [0.5, 0.7]);
-        var b = Fact(2, 0.3, [0.2, 0.4, 0.6, 0.8, 0.3, 0.9, 0.5]);
-        var result = AverageIndirectEffect.Average([a, b], 10);
-        var mlp = result.Kinds[TraceKind.Mlp];
-        Assert.Equal(0.2, result.MeanLowScore, 12);
-        Assert.Equal((0.5 + 0.2) / 2 - 0.2, mlp[0].Mean[0], 12);           // first subject token
-        Assert.Equal(0.4 - 0.2, mlp[1].Mean[0], 12);                       // middle: B's one row only
-        Assert.Equal((0.5 + 0.6) / 2 - 0.2, mlp[2].Mean[0], 12);           // last subject token: A's only token too
-        Assert.Equal((0.7 + 0.8) / 2 - 0.2, mlp[3].Mean[0], 12);           // first subsequent: A's last token too
-        Assert.Equal((0.3 + 0.9) / 2 - 0.2, mlp[4].Mean[0], 12);           // further: B's two rows, not B's mean
-        Assert.Equal(2, mlp[4].Count);
-        Assert.Equal((0.7 + 0.5) / 2 - 0.2, mlp[5].Mean[0], 12);           // last token
-    }
-}
-
-public class NoiseLevelTests
-{
-    [Theory]
-    [InlineData("Infinity")]
-    [InlineData("1e30s")]
-    [InlineData("NaN")]
-    [InlineData("-1")]
-    [InlineData("0s")]
-    [InlineData("1e300")]
-    [InlineData("three")]
-    public void NoiseThatCannotGiveFiniteProbabilitiesIsRefused(string text)
-    {
-        var error = Assert.Throws<RomeException>(() => NoiseLevel.Parse(text, () => 0.1));
-        Assert.Contains("noise must be", error.Message);
-    }
-
-    [Fact]
-    public void NoiseIsThreeSigmaOrAPlainNumber()
-    {
-        Assert.Equal(0.3, NoiseLevel.Parse("3s", () => 0.1), 12);
-        Assert.Equal(0.25, NoiseLevel.Parse(" 0.25 ", () => throw new InvalidOperationException("σ is not needed")), 12);
-    }
-
-    [Fact]
-    public void TabsTracingAtOnceShareTheFirstNoiseMeasurement()
-    {
-        // Several tabs' first traces on a fresh cache all measure σ and write it: none fails, and all agree.
-        using var lm = LanguageModel.Load(TestPaths.BundledModel);
-        var cache = TestPaths.TempFolder();
-        try
-        {
-            var sigmas = Enumerable.Range(0, 8).AsParallel().WithDegreeOfParallelism(8)
-                .Select(_ => NoiseLevel.SubjectStd(lm, cache, TestPaths.Data)).ToList();
-            Assert.All(sigmas, s => Assert.Equal(sigmas[0], s, 12));
-            Assert.Equal(sigmas[0], NoiseLevel.SubjectStd(lm, cache, TestPaths.Data), 12); // from the file now
-            Assert.Empty(Directory.EnumerateFiles(cache, "*.partial", SearchOption.AllDirectories));
-        }
-        finally { Directory.Delete(cache, recursive: true); }
     }
 }

@@ -13,11 +13,10 @@ namespace Rome.Tests;
 /// and leave the session exactly as it was. libtorch aborts the whole process on some bad tensors (a size
 /// mismatch in a matmul), so nothing from the file may reach it unchecked.
 /// </summary>
-public class EditImportFuzzTests : IDisposable
+public class EditImportFuzzTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGpt2Fixture>
 {
-    private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
+    private readonly LanguageModel _lm = fixture.Model;
     private readonly string _folder = TestPaths.TempFolder();
-    public void Dispose() => _lm.Dispose();
 
     private const string Module = "h.1.mlp.c_proj";
     private int Inner => (int)_lm.Model.Linear(Module).Weight.shape[0];

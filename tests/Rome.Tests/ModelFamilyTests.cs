@@ -156,15 +156,15 @@ public class ModelFamilyTests
             var request = new Rome.Model.Tracing.TraceRequest { Prompt = "The Eiffel Tower is in", Subject = "Eiffel Tower", Samples = 3, Seed = 3, Window = 2 };
             var fast = Rome.Model.Tracing.TraceResult.Collect(new Rome.Model.Tracing.CausalTrace(lm).Run(request, CausalTraceTests.Noise));
             var small = Rome.Model.Tracing.TraceResult.Collect(new Rome.Model.Tracing.CausalTrace(lm, batchBytes: 4096).Run(request, CausalTraceTests.Noise));
+            var naive = NaiveTrace.Run(lm, request, CausalTraceTests.Noise);
             foreach (var kind in request.Kinds)
             {
-                var reference = CausalTraceTests.ReferenceGrid(lm, request, kind, fast.Setup.AnswerToken);
-                CausalTraceTests.AssertSameGrid(reference, fast.Scores[kind], $"{fixture} {kind}");
-                CausalTraceTests.AssertSameGrid(reference, small.Scores[kind], $"{fixture} {kind} in small batches");
+                CausalTraceTests.AssertSameGrid(naive.Scores[kind], fast.Scores[kind], $"{fixture} {kind}");
+                CausalTraceTests.AssertSameGrid(naive.Scores[kind], small.Scores[kind], $"{fixture} {kind} in small batches");
             }
             var severed = request with { Kinds = [Rome.Model.Tracing.TraceKind.Hidden], Sever = Rome.Model.Tracing.TraceKind.Mlp };
             var fastSevered = Rome.Model.Tracing.TraceResult.Collect(new Rome.Model.Tracing.CausalTrace(lm).Run(severed, CausalTraceTests.Noise));
-            CausalTraceTests.AssertSameGrid(CausalTraceTests.ReferenceGrid(lm, severed, Rome.Model.Tracing.TraceKind.Hidden, fastSevered.Setup.AnswerToken),
+            CausalTraceTests.AssertSameGrid(NaiveTrace.Run(lm, severed, CausalTraceTests.Noise).Scores[Rome.Model.Tracing.TraceKind.Hidden],
                 fastSevered.Scores[Rome.Model.Tracing.TraceKind.Hidden], $"{fixture} severed");
         }
         finally { Directory.Delete(folder, recursive: true); }

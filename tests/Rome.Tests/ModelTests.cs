@@ -4,12 +4,11 @@ using static TorchSharp.torch;
 namespace Rome.Tests;
 
 /// <summary>Generation, hook points and overlays on the random fixture model.</summary>
-public class ModelTests : IDisposable
+public class ModelTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGpt2Fixture>
 {
-    private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
+    private readonly LanguageModel _lm = fixture.Model;
     private static readonly int[] Ids = [464, 3139, 286, 4881, 318];
 
-    public void Dispose() => _lm.Dispose();
 
     [Fact]
     public void GreedyGenerationWithTheCacheEqualsRecomputingEveryStep()
@@ -63,17 +62,17 @@ public class ModelTests : IDisposable
 
         // Tokens 2.. of block 1, attending to tokens 0-1 from the cache: a batch of 4 repeats the cache's 2 rows.
         using var prefix = cache.Prefix(2);
-        var later = _lm.Model.ForwardBlock(1, entering![.., 2..].repeat(2, 1, 1), prefix: prefix);
+        var later = _lm.Model.ForwardBlock(1, entering![.., 2..].repeat(2, 1, 1), packed: new PackedRuns(prefix));
         Assert.True(later.allclose(leaving![.., 2..].repeat(2, 1, 1), atol: 1e-5));
 
         // Only the last token, and an explicit causal mask, give the same numbers.
-        var last = _lm.Model.ForwardBlock(1, entering![.., 2..], prefix: prefix, outputs: tensor(new long[] { 2 }));
+        var last = _lm.Model.ForwardBlock(1, entering![.., 2..], packed: new PackedRuns(prefix, Outputs: tensor(new long[] { 2 })));
         Assert.True(last.allclose(leaving![.., ^1..], atol: 1e-5));
         var mask = ones(3, 5, dtype: @bool).tril(2);
-        Assert.True(_lm.Model.ForwardBlock(1, entering![.., 2..], prefix: prefix, mask: mask).allclose(leaving![.., 2..], atol: 1e-5));
+        Assert.True(_lm.Model.ForwardBlock(1, entering![.., 2..], packed: new PackedRuns(prefix, Mask: mask)).allclose(leaving![.., 2..], atol: 1e-5));
 
         // A cache that grows with generation cannot be handed to a lone block.
-        Assert.Throws<ArgumentException>(() => _lm.Model.ForwardBlock(1, entering!, prefix: cache));
+        Assert.Throws<ArgumentException>(() => _lm.Model.ForwardBlock(1, entering!, packed: new PackedRuns(cache)));
     }
     [Fact]
     public void PatchingAnActivationWithItsOwnValueChangesNothing_AndWithAnotherValueChangesLaterPositionsOnly()
@@ -124,40 +123,5 @@ public class ModelTests : IDisposable
             using var single = _lm.NextTokenLogProbs(prompts[i]);
             Assert.True(batched[i].allclose(single, atol: 1e-4));
         }
-    }
-}
-
-public class DtypeTests
-{
-    [Fact]
-    public void LoadsInFloat16CloseToFloat32_AndRejectsUnknownTypes()
-    {
-        using var full = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
-        using var half = LanguageModel.Load(TestPaths.Fixture("gpt2-random"), dtype: "float16");
-        int[] ids = [464, 3139, 286, 4881, 318];
-        using var a = full.NextTokenLogProbs(ids);
-        using var b = half.NextTokenLogProbs(ids);
-        Assert.Equal(TorchSharp.torch.ScalarType.Float16, half.Model.TokenEmbedding.dtype);
-        var error = (a - b).abs().max().item<float>();
-        Assert.True(error < 0.05, $"float16 log-probabilities differ by {error}");
-        Assert.Throws<Rome.Model.RomeException>(() => LanguageModel.Load(TestPaths.Fixture("gpt2-random"), dtype: "int8"));
-    }
-
-    [Fact]
-    public void AHalfPrecisionModelTracesAndEditsLikeTheFullOne()
-    {
-        using var full = LanguageModel.Load(TestPaths.BundledModel);
-        using var half = LanguageModel.Load(TestPaths.BundledModel, dtype: "bfloat16");
-        var request = new Rome.Model.Tracing.TraceRequest { Prompt = "Nintendo is located in", Subject = "Nintendo", Kinds = [Rome.Model.Tracing.TraceKind.Mlp] };
-        var a = Rome.Model.Tracing.TraceResult.Collect(new Rome.Model.Tracing.CausalTrace(full).Run(request, 0.3));
-        var b = Rome.Model.Tracing.TraceResult.Collect(new Rome.Model.Tracing.CausalTrace(half).Run(request, 0.3));
-        Assert.Equal(a.Setup.AnswerToken, b.Setup.AnswerToken);
-        var diff = a.Scores[Rome.Model.Tracing.TraceKind.Mlp].Zip(b.Scores[Rome.Model.Tracing.TraceKind.Mlp]).SelectMany(p => p.First.Zip(p.Second, (x, y) => Math.Abs(x - y))).Max();
-        Assert.True(diff < 0.05, $"bfloat16 trace differs by {diff}");
-
-        var hp = Rome.Model.Editing.RomeHyperParameters.Load(TestPaths.BundledHyperParameters) with { Covariance = "identity" };
-        var edit = new Rome.Model.Editing.EditRequest("{} is located in", "Nintendo", "Germany");
-        using var applied = new Rome.Model.Editing.RomeEditor(half, hp).Compute(edit, null);
-        Assert.True(applied.TargetProbability > 0.3, $"the bfloat16 edit reached only {applied.TargetProbability:P1}");
     }
 }

@@ -5,10 +5,9 @@ using static TorchSharp.torch;
 
 namespace Rome.Tests;
 
-public class RomeEditorTests : IDisposable
+public class RomeEditorTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGpt2Fixture>
 {
-    private readonly LanguageModel _lm = LanguageModel.Load(TestPaths.Fixture("gpt2-random"));
-    public void Dispose() => _lm.Dispose();
+    private readonly LanguageModel _lm = fixture.Model;
 
     [Fact]
     public void TheUpdateMapsKStarToVStarAndLeavesKeysOrthogonalToCInverseKStarAlone()
@@ -22,7 +21,7 @@ public class RomeEditorTests : IDisposable
         var kStar = randn(input, dtype: float64);
         var vStar = randn(output, dtype: float64);
         // compute_u's direction, then the update that maps k* (here also the prompt's own key) onto v*.
-        var overlay = RomeEditor.Update("h.0.mlp.c_proj", RomeEditor.Direction(c, kStar), kStar, vStar - kStar.matmul(w));
+        var overlay = RomeEditor.Update("h.0.mlp.c_proj", ComputeKey.U(c, kStar), kStar, vStar - kStar.matmul(w));
         var edited = w + overlay.Dense();
 
         Assert.True(kStar.matmul(edited).allclose(vStar, atol: 1e-4), "W'k* must equal v*");
@@ -41,8 +40,8 @@ public class RomeEditorTests : IDisposable
         var editor = new RomeEditor(_lm, hp);
         var request = new EditRequest("{} is located in the city of", "The Eiffel Tower", "Rome");
         using var scope = NewDisposeScope();
-        var rewriting = editor.ContextTemplates().Select(t => editor.Fill(t, request)).ToList();
-        var key = editor.ComputeKey(rewriting, []);
+        var rewriting = ContextTemplates.For(_lm, hp).Select(t => ContextTemplates.Fill(_lm, t, request)).ToList();
+        var key = ComputeKey.KStar(_lm, hp.Layer, rewriting, []);
         var keys = rewriting.Select(p =>
         {
             var cache = _lm.Model.RunWithCache(_lm.Ids(_lm.Encode(p.Text)), [HookPoint.MlpKey(1)]);
@@ -51,9 +50,9 @@ public class RomeEditorTests : IDisposable
         Assert.True(key.KStar.allclose(stack(keys).mean([0]), atol: 1e-5), "k* is the mean of the prompts' keys");
         Assert.True(key.KPrompt.allclose(keys[0], atol: 1e-6), "the first rewriting prompt is the bare prompt");
 
-        var value = editor.ComputeValue(request, rewriting, _lm.Tokenizer.Encode(" Rome"), [], null, default);
+        var value = ComputeValue.VStar(_lm, hp, request, rewriting, _lm.Tokenizer.Encode(" Rome"), [], null, default);
         Assert.True(value.Updates > 0);
-        var overlay = RomeEditor.Update(editor.Module, RomeEditor.Direction(null, key.KStar), key.KPrompt, value.VStar - value.V0);
+        var overlay = RomeEditor.Update(editor.Module, ComputeKey.U(null, key.KStar), key.KPrompt, value.VStar - value.V0);
         var output = _lm.Model.RunWithCache(_lm.Ids(_lm.Encode(request.Filled)), [HookPoint.Mlp(1)], new Interventions { Overlays = [overlay] })[HookPoint.Mlp(1)];
         Assert.True(output[0, rewriting[0].LastSubjectToken].allclose(value.VStar, atol: 1e-4), "W'k = v* at the prompt's subject");
     }
@@ -155,8 +154,10 @@ public class RomeEditorTests : IDisposable
     {
         using var session = new EditSession(_lm);
         var editor = new RomeEditor(_lm, new RomeHyperParameters { Layer = 1, Steps = 5, ContextTemplateLengthParams = [[5, 1]] });
-        Assert.Throws<RomeException>(() => session.Apply(editor, new EditRequest("{} is in", "Nowhere Land", "Paris") with { Prompt = "is in" }, null));
-        Assert.Throws<RomeException>(() => session.Apply(editor, new EditRequest("{} is in", "Paris", " "), null));
+        var tooLong = new EditRequest("{} is in " + string.Join(" ", Enumerable.Repeat("the", _lm.Config.Positions)), "Paris", "Rome");
+        Assert.Contains("tokens long", Assert.Throws<RomeException>(() => session.Apply(editor, tooLong, null)).Message);
+        Assert.Throws<RomeException>(() => new EditRequest("is in", "Paris", "Rome"));   // a request is checked when it is made
+        Assert.Throws<RomeException>(() => new EditRequest("{} is in", "Paris", " "));
         using var cancel = new CancellationTokenSource();
         cancel.Cancel();
         Assert.ThrowsAny<OperationCanceledException>(() => session.Apply(editor, new EditRequest("{} is in", "Paris", "Rome"), null, cancel: cancel.Token));
@@ -201,15 +202,15 @@ public class RomeEditorTests : IDisposable
     public void ContextTemplatesAreSampledAfterEndOfTextAsLengthCountPairs()
     {
         var hp = new RomeHyperParameters { Layer = 1, ContextTemplateLengthParams = [[5, 3], [10, 2]] };
-        var templates = new RomeEditor(_lm, hp).ContextTemplates();
+        var templates = ContextTemplates.For(_lm, hp);
         Assert.Equal(1 + 3 + 2, templates.Count);
         Assert.Equal("{}", templates[0]);
         Assert.All(templates.Skip(1), t => Assert.EndsWith(". {}", t));
         Assert.All(templates, t => Assert.Equal(1, t.Split("{}").Length - 1));   // generated braces are removed
         // The length counts the <|endoftext|> prompt token, so a [5, n] prefix has at most 4 generated tokens.
         Assert.All(templates.Skip(1).Take(3), t => Assert.True(_lm.Tokenizer.Encode(t[..^4]).Length <= 4 + 1, t));
-        Assert.Same(templates, new RomeEditor(_lm, hp).ContextTemplates());   // cached per model and settings
-        Assert.Throws<RomeException>(() => new RomeEditor(_lm, hp with { ContextTemplateLengthParams = [[0, 3]] }).ContextTemplates());
+        Assert.Same(templates, ContextTemplates.For(_lm, hp));   // cached per model and settings
+        Assert.Throws<RomeException>(() => ContextTemplates.For(_lm, hp with { ContextTemplateLengthParams = [[0, 3]] }));
     }
 
     [Fact]
@@ -247,7 +248,7 @@ public class RomeEditorTests : IDisposable
             foreach (var target in new[] { _lm.Tokenizer.TokenText(top).Trim(), "Rome", "London" })
             {
                 var expected = _lm.Tokenizer.Encode(" " + target)[0] == top;
-                Assert.Equal(expected, Rome.Model.Evaluation.CounterFactMetrics.IsTop1(_lm, prompt, target, Interventions.None));
+                Assert.Equal(expected, TargetProbability.IsTop1(_lm, prompt, target, Interventions.None));
                 if (expected) positives++;
             }
         }

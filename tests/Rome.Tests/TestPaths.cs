@@ -10,6 +10,8 @@ public static class TestPaths
     public static string Data => Path.Combine(Shared, "data");
     public static string BundledModel => Path.Combine(Root, "models", "rome-knowing");
     public static string BundledHyperParameters => Path.Combine(BundledModel, "rome-hparams.json");
+    /// <summary>Where tests keep the key statistics C between runs.</summary>
+    public static string CovarianceCacheFolder => Path.Combine(Path.GetTempPath(), "rome-tests-cache");
 
     /// <summary>Runs the built CLI (<c>rome.dll</c>, built with the solution) from the repository root; its exit code and output.</summary>
     public static async Task<(int Exit, string Output, string Error)> RunCli(params string[] args)

@@ -1,13 +1,14 @@
 using System.Text.Json;
 using Rome.Model;
 using Rome.Model.Modeling;
+using Rome.Model.Facts;
 using Rome.Model.Training;
 
 namespace Rome.Tests;
 
 public class TrainerTests
 {
-    private static readonly TrainingOptions Tiny = new()
+    private static readonly TrainingRecipe Tiny = new()
     {
         Layers = 1, Width = 16, Heads = 2, Positions = 32, BatchSize = 2, Steps = 4, CheckpointEvery = 2, WarmupSteps = 1, SampledNegatives = 16,
         MlpFreeLayers = 0, AttentionWindows = [],
@@ -43,7 +44,8 @@ public class TrainerTests
             // Editors refuse the MLP-free block clearly (its keys are zero, so ROME's covariance would be singular).
             Assert.False(model.HasMlp(0));
             Assert.True(model.HasMlp(1));
-            Assert.Contains("Layer 0 has no MLP", Assert.Throws<RomeException>(() => model.EnsureHasMlp(0, "ROME")).Message);
+            using (var lm = LanguageModel.Load(folder))
+                Assert.Contains("Layer 0 has no MLP", Assert.Throws<RomeException>(() => Rome.Model.Editing.EditableLayer.Require(lm, 0, "ROME")).Message);
             foreach (var name in new[] { "c_fc", "c_proj" })
             {
                 var free = model.Linear($"h.0.mlp.{name}");
@@ -55,11 +57,11 @@ public class TrainerTests
         finally { Directory.Delete(folder, recursive: true); }
     }
 
-    /// <summary>Options no model can be trained with are refused before anything is written, naming the CLI's option.</summary>
+    /// <summary>Recipes no model can be trained with are refused before anything is written, naming the recipe's setting.</summary>
     [Theory]
-    [InlineData(2, 2, new int[0], 0.1, "--mlp-free-layers")]
-    [InlineData(2, 0, new[] { 2, 2 }, 0.1, "--local-attention")]
-    [InlineData(2, 0, new int[0], 1.5, "--full-softmax")]
+    [InlineData(2, 2, new int[0], 0.1, "mlpFreeLayers")]
+    [InlineData(2, 0, new[] { 2, 2 }, 0.1, "attentionWindows")]
+    [InlineData(2, 0, new int[0], 1.5, "fullSoftmaxFraction")]
     public void ImpossibleOptionsAreRefusedBeforeTraining(int layers, int mlpFree, int[] windows, double fullSoftmax, string option)
     {
         var folder = Path.Combine(TestPaths.TempFolder(), "model");
@@ -147,7 +149,7 @@ public class TrainerTests
     [Fact]
     public void NamesFromSubjectsReuseTheFirstAndLastWordsOfTheChosenRealSubjects()
     {
-        var corpus = FactCorpus.Build(TestPaths.Data, perRelation: 5, seed: 1, people: 30, namesFromSubjects: true);
+        var corpus = FactCorpus.Build(TestPaths.Data, perRelation: 5, seed: 1, people: 30);
         var words = corpus.Facts.Select(f => f.Subject.Split(' ')).Where(w => w.Length >= 2).ToList();
         var people = corpus.People.Select(f => f.Subject).Distinct().ToList();
         Assert.Equal(30, people.Count);
@@ -161,16 +163,37 @@ public class TrainerTests
         Assert.DoesNotContain(people, name => corpus.Facts.Any(f => f.Subject == name)); // never a real subject itself
     }
 
-    /// <summary>Run k16's option: given names drawn like first names before the last name.</summary>
+    /// <summary>
+    /// The bundled model's recipe file says what the recipe's defaults say, and reproduces the bundled model's training:
+    /// its first three steps give, bit for bit, the weights `rome train --steps 3` gave before recipes were files (the
+    /// hash was taken then, with the same seed).
+    /// </summary>
     [Fact]
-    public void NamePartsAddGivenNames()
+    [Trait("Speed", "Slow")]
+    public void TheBundledRecipeFileReproducesTheBundledModelsTraining()
     {
-        var corpus = FactCorpus.Build(TestPaths.Data, perRelation: 5, seed: 1, people: 30, namesFromSubjects: true, nameParts: 3);
-        var firstWords = corpus.Facts.Select(f => f.Subject.Split(' ')).Where(w => w.Length >= 2).Select(w => w[0]).ToHashSet();
-        Assert.All(corpus.People.Select(f => f.Subject.Split(' ')), parts =>
+        var recipe = TrainingRecipe.Load(Path.Combine(TestPaths.Root, "recipes", "knowing.json"));
+        Assert.Equal(JsonSerializer.Serialize(new TrainingRecipe()), JsonSerializer.Serialize(recipe));
+        var folder = TestPaths.TempFolder();
+        try
         {
-            Assert.Equal(3, parts.Length);
-            Assert.Subset(firstWords, parts[..2].ToHashSet());
-        });
+            var corpus = FactCorpus.Build(TestPaths.Data, recipe.FactsPerRelation, recipe.Seed, recipe.People);
+            new Trainer(corpus, recipe with { Steps = 3 }).Train(folder).Dispose();
+            using var sha = System.Security.Cryptography.SHA256.Create();
+            var hash = Convert.ToHexString(sha.ComputeHash(File.ReadAllBytes(Path.Combine(folder, "model.safetensors")))).ToLowerInvariant();
+            Assert.Equal("4fe654b42843a5d078bc4497e8e7e9f97b0ee4680348177ca29573f76ba95904", hash);
+        }
+        finally { Directory.Delete(folder, recursive: true); }
+    }
+
+    /// <summary>A misspelt or unknown setting in a recipe file is an error that names it, not a silent default.</summary>
+    [Fact]
+    public void ARecipeFileWithAnUnknownSettingIsRefused()
+    {
+        var file = Path.Combine(TestPaths.TempFolder(), "recipe.json");
+        File.WriteAllText(file, "{ \"text\": \"knowing\", \"bioShare\": 0.3 }");
+        Assert.Contains("bioShare", Assert.Throws<RomeException>(() => TrainingRecipe.Load(file)).Message);
+        File.WriteAllText(file, "{ \"text\": \"poetry\" }");
+        Assert.Contains("poetry", Assert.Throws<RomeException>(() => TrainingRecipe.Load(file)).Message);
     }
 }

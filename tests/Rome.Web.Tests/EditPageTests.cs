@@ -3,6 +3,7 @@ using Microsoft.Playwright;
 namespace Rome.Web.Tests;
 
 [Collection("web")]
+[Trait("Speed", "Slow")] // a browser against the running app
 public class EditPageTests(WebAppFixture app)
 {
     private static async Task ApplyAsync(IPage page, string prompt, string subject, string target)

@@ -11,6 +11,7 @@ namespace Rome.Web.Tests;
 /// dies its tabs are told so while the other's keep working.
 /// </summary>
 [Collection("web")]
+[Trait("Speed", "Slow")] // a browser against the running app
 public sealed class ReplicaTests(WebAppFixture app) : IAsyncLifetime
 {
     private readonly Dictionary<string, Process> _replicas = new();

@@ -7,6 +7,7 @@ using Rome.Web.Services;
 namespace Rome.Web.Tests;
 
 /// <summary>The services the pages await, called as a page calls them, against the bundled model (no browser).</summary>
+[Trait("Speed", "Slow")] // traces and edits the bundled model through the job queue
 public sealed class ServiceTests : IAsyncLifetime
 {
     private RomeSettings _settings = null!;
@@ -14,6 +15,8 @@ public sealed class ServiceTests : IAsyncLifetime
     private JobQueue _queue = null!;
     private UserSession _user = null!;
     private SessionJobs _jobs = null!;
+    private Rome.Model.Editing.CovarianceCache _covariances = null!;
+    private EditService Editor => new(_user, _jobs, _covariances, new EditStackService(_user));
 
     public async Task InitializeAsync()
     {
@@ -24,11 +27,13 @@ public sealed class ServiceTests : IAsyncLifetime
         await _queue.StartAsync(CancellationToken.None);
         _user = new UserSession(_library);
         _jobs = new SessionJobs(_user, _queue);
+        _covariances = new Rome.Model.Editing.CovarianceCache(_settings.CacheFolder, _settings.DataFolder);
     }
 
     public async Task DisposeAsync()
     {
         _user.Dispose();
+        _covariances.Dispose();
         await _queue.StopAsync(CancellationToken.None);
         _library.Dispose();
     }
@@ -39,7 +44,7 @@ public sealed class ServiceTests : IAsyncLifetime
         var events = new List<TraceEvent>();
         var outcome = await new TraceService(_user, _jobs).TraceAsync(
             new TraceInput("Nintendo is located in", "Nintendo", [TraceKind.Hidden, TraceKind.Mlp], 3, "3s", WithEdits: false, Sever: true),
-            new SyncProgress<TraceEvent>(events.Add));
+            progress: new SyncProgress<TraceEvent>(events.Add));
         Assert.IsType<TraceStarted>(events[0]);
         Assert.Equal([TraceKind.Hidden, TraceKind.Mlp], outcome.Result.Scores.Keys.Order());
         Assert.Single(events.OfType<TraceSevering>());
@@ -56,8 +61,8 @@ public sealed class ServiceTests : IAsyncLifetime
         var tracer = new TraceService(_user, _jobs);
         await Assert.ThrowsAsync<RomeException>(() => tracer.TraceAsync(new TraceInput("Nintendo is located in", "Sony", [TraceKind.Hidden], 3, "3s", false, false)));
         await Assert.ThrowsAsync<RomeException>(() => tracer.TraceAsync(new TraceInput("Nintendo is located in", "Nintendo", [TraceKind.Hidden], 0, "3s", false, false)));
-        await Assert.ThrowsAsync<RomeException>(() => new EvaluationService(_user, _jobs).EvaluateAsync(5, []));
-        await Assert.ThrowsAsync<RomeException>(() => new EditService(_user, _jobs).EditAsync(new EditRequest("{} is located in", "Nintendo", ""), [], []));
+        await Assert.ThrowsAsync<RomeException>(() => new EvaluationService(_user, _jobs, _covariances).EvaluateAsync(5, []));
+        Assert.Throws<RomeException>(() => new EditRequest("{} is located in", "Nintendo", "")); // a request is checked when it is made
         Assert.Equal(0, _queue.Running);
     }
 
@@ -70,7 +75,7 @@ public sealed class ServiceTests : IAsyncLifetime
         Assert.Same(before, await preview.PreviewAsync("{} is located in", "Nintendo"));
 
         var updates = new List<EditUpdate>();
-        var outcome = await new EditService(_user, _jobs).EditAsync(new EditRequest("{} is located in", "Nintendo", "Germany"),
+        var outcome = await Editor.EditAsync(new EditRequest("{} is located in", "Nintendo", "Germany"),
             ["Nintendo, which is located in"], [], new SyncProgress<EditUpdate>(updates.Add));
         Assert.Equal("Japan", outcome.Request.OldTarget);
         Assert.Equal(["prompt", "paraphrase"], outcome.After.Prompts.Select(p => p.Kind));

@@ -3,6 +3,7 @@ using Microsoft.Playwright;
 namespace Rome.Web.Tests;
 
 [Collection("web")]
+[Trait("Speed", "Slow")] // a browser against the running app
 public class TracePageTests(WebAppFixture app)
 {
     /// <summary>The bundled model's layer count, from its config.json.</summary>
@@ -148,36 +149,5 @@ public class TracePageTests(WebAppFixture app)
         await page.Locator("[data-testid=trace-subject]").FillAsync("Nintendo");
         await page.Locator("[data-testid=trace-run]").ClickAsync();
         await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 60_000 });
-    }
-}
-
-[Collection("web")]
-public class TraceLimitTests(WebAppFixture app)
-{
-    [Fact]
-    public async Task APromptOverTheConfiguredTokenLimitIsRefused()
-    {
-        var page = await app.OpenAsync("/trace");
-        var longPrompt = string.Concat(Enumerable.Repeat("Nintendo is located in Japan and ", 12)) + "Nintendo is located in";
-        await page.Locator("[data-testid=trace-prompt]").FillAsync(longPrompt);
-        await page.Locator("[data-testid=trace-subject]").FillAsync("Nintendo");
-        await page.Locator("[data-testid=trace-run]").ClickAsync();
-        await page.Locator("[data-testid=trace-error]").WaitForAsync();
-        Assert.Contains("limit is 48", await page.Locator("[data-testid=trace-error]").InnerTextAsync()); // Rome:MaxPromptTokens
-    }
-}
-
-/// <summary>Screenshots the suite takes for the README (docs/screenshots).</summary>
-public static class Screenshots
-{
-    public static string Folder
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, "Rome.sln")))
-                    return Directory.CreateDirectory(Path.Combine(dir.FullName, "docs", "screenshots")).FullName;
-            return Path.GetTempPath();
-        }
     }
 }

@@ -71,6 +71,3 @@ public sealed class WebAppFixture : IAsyncLifetime
         if (_factory is not null) await _factory.DisposeAsync();
     }
 }
-
-[CollectionDefinition("web")]
-public sealed class WebCollection : ICollectionFixture<WebAppFixture>;

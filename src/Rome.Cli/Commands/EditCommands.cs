@@ -13,16 +13,14 @@ internal static class EditCommands
         var hp = a.Get("hparams") is { } file ? RomeHyperParameters.Load(file) : RomeHyperParameters.ForModel(lm.Folder, lm.Config);
         if (a.Has("layer")) hp = hp with { Layer = a.Int("layer", hp.Layer) };
         if (a.Flag("identity-covariance")) hp = hp with { Covariance = "identity" };
-        if (hp.Layer < 0 || hp.Layer >= lm.Layers) throw new RomeException($"--layer {hp.Layer} is out of range (0..{lm.Layers - 1}).");
         return hp;
     }
 
-    /// <summary>C for the edited layer, built (with progress) on first use and cached; null for identity.</summary>
-    private static Func<Tensor>? Covariance(LanguageModel lm, RomeHyperParameters hp, string? corpusPath)
+    /// <summary>C for the edited layer from <paramref name="cache"/>, built with progress on first use; null for identity.</summary>
+    private static Tensor? Covariance(CovarianceCache cache, LanguageModel lm, RomeHyperParameters hp, string? corpusPath, CancellationToken cancel)
     {
         var started = DateTime.UtcNow;
-        return CovarianceStatistics.ForEditor(lm, hp, Common.Settings.CacheFolder, corpusPath,
-            new Progress<double>(f => Out.Progress(f, $"C statistics for layer {hp.Layer}", DateTime.UtcNow - started)), dataFolder: Common.Settings.DataFolder);
+        return cache.ForEditor(lm, hp, corpusPath, new Progress<double>(f => Out.Progress(f, $"C statistics for layer {hp.Layer}", DateTime.UtcNow - started)), cancel);
     }
 
     public static int Stats(CliArgs a, CancellationToken cancel)
@@ -32,12 +30,9 @@ internal static class EditCommands
         var hp = HyperParameters(a, lm);
         if (a.Has("samples")) hp = hp with { CovarianceTokens = a.Int("samples", hp.CovarianceTokens) };
         a.EnsureAllUsed();
-        var corpus = (corpusPath is null ? CovarianceStatistics.DefaultCorpus(lm, Common.Settings.DataFolder) : CovarianceStatistics.ReadCorpus(corpusPath)).ToList();
-        var started = DateTime.UtcNow;
-        using var c = CovarianceStatistics.GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, Common.Settings.CacheFolder,
-            new Progress<double>(f => Out.Progress(f, "C statistics", DateTime.UtcNow - started)), cancel);
-        Console.WriteLine($"C for layer {hp.Layer}: {c.shape[0]}x{c.shape[1]}, trace {c.trace().item<double>():F2}; cached at " +
-            CovarianceStatistics.CachePath(lm, hp.Layer, CovarianceStatistics.CorpusId(corpus), hp.CovarianceTokens, Common.Settings.CacheFolder));
+        using var cache = Common.Covariances();
+        var c = Covariance(cache, lm, hp with { Covariance = "corpus" }, corpusPath, cancel)!;
+        Console.WriteLine($"C for layer {hp.Layer}: {c.shape[0]}x{c.shape[1]}, trace {c.trace().item<double>():F2}; cached under {Common.Settings.CacheFolder}");
         return 0;
     }
 
@@ -55,14 +50,14 @@ internal static class EditCommands
         using var lm = Common.LoadModel(a);
         var hp = HyperParameters(a, lm);
         a.EnsureAllUsed();
-        request.Validate();
 
         using var session = new EditSession(lm);
         if (loadEdits is not null) Console.Error.WriteLine($"Loaded {session.Import(loadEdits)} earlier edit(s) from {loadEdits}.");
         var prompts = new List<(string Kind, string Text)> { ("prompt", request.Filled) };
         prompts.AddRange(paraphrases.Select(p => ("paraphrase", p)));
         prompts.AddRange(neighbours.Select(p => ("neighbour", p)));
-        var outcome = EditWorkflow.Run(session, new RomeEditor(lm, hp), request, prompts, Covariance(lm, hp, corpusPath),
+        using var cache = Common.Covariances();
+        var outcome = EditWorkflow.Run(session, new RomeEditor(lm, hp), request, prompts, Covariance(cache, lm, hp, corpusPath, cancel),
             json ? null : new SyncProgress<EditUpdate>(u =>
             {
                 if (u is EditStep { Step: var p }) Console.Error.WriteLine($"  v* step {p.Step,2}/{p.Steps}: nll {p.Nll:F3}  kl {p.Kl:F4}  decay {p.WeightDecay:F4}  p(target) {p.TargetProbability:P1}");

@@ -3,7 +3,7 @@ using System.Text;
 using Rome.Model;
 using Rome.Model.Editing;
 using Rome.Model.Evaluation;
-using Rome.Model.Training;
+using Rome.Model.Facts;
 
 namespace Rome.Cli.Commands;
 
@@ -64,10 +64,11 @@ internal static class EvalCommands
         }
 
         var summaries = new List<(int Layer, Summary Summary)>();
+        using var cache = Common.Covariances();
         foreach (var layer in layers)
         {
             var layerHp = hp with { Layer = layer };
-            var covariance = method == "rome" ? CovarianceStatistics.ForEditor(lm, layerHp, Common.Settings.CacheFolder, dataFolder: Common.Settings.DataFolder) : null;
+            var covariance = method == "rome" ? cache.ForEditor(lm, layerHp, cancel: cancel) : null;
             var evaluator = new CounterFactEvaluator(lm, layerHp, covariance, tfidf, reference, generations: !noGeneration)
                 { FineTuning = new() { Layer = layer } };
             var dir = layers.Count > 1 ? Path.Combine(outDir, $"layer{layer}") : outDir;

@@ -12,7 +12,7 @@ internal static class ModelCommands
         using var lm = Common.LoadModel(a);
         a.EnsureAllUsed();
         var c = lm.Config;
-        var facts = Rome.Model.Training.FactCorpus.ForModel(lm.Folder);
+        var facts = Rome.Model.Facts.FactCorpus.ForModel(lm.Folder);
         var mlpFree = Enumerable.Range(0, c.Layers).Where(l => !lm.Model.HasMlp(l)).ToArray();
         var info = new
         {

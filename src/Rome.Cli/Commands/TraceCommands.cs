@@ -3,7 +3,7 @@ using System.Text;
 using Rome.Model;
 using Rome.Model.Modeling;
 using Rome.Model.Tracing;
-using Rome.Model.Training;
+using Rome.Model.Facts;
 
 namespace Rome.Cli.Commands;
 
@@ -47,7 +47,7 @@ internal static class TraceCommands
             if (e is TraceCells c) Out.Progress(c.Progress, c.Kind.ToString(), DateTime.UtcNow - started);
             else if (e is TraceSevering) Out.Progress(1, "severing MLPs, then attention", DateTime.UtcNow - started);
         });
-        var (result, severed) = TraceWorkflow.Run(lm, request, noise, sever, progress, cancel);
+        var (result, severed) = TraceWorkflow.Run(lm, request, noise, sever, progress: progress, cancel: cancel);
         var setup = result.Setup;
         if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value), severed }); return 0; }
         if (csv) { Console.Write(result.ToCsv()); return 0; }

@@ -1,75 +1,51 @@
 using Rome.Model;
 using Rome.Model.Modeling;
+using Rome.Model.Facts;
 using Rome.Model.Training;
 
 namespace Rome.Cli.Commands;
 
 internal static class TrainCommands
 {
+    /// <summary>
+    /// Trains the model a recipe file describes (by default <c>recipes/knowing.json</c>, the bundled model's), into
+    /// --out, resuming from a checkpoint there; the recipe is kept beside the weights.
+    /// </summary>
     public static int Train(CliArgs a, CancellationToken cancel)
     {
-        var defaults = new TrainingOptions();
-        var outDir = Path.GetFullPath(a.Get("out", Path.Combine(Common.Settings.BaseDirectory, "runs", "rome-knowing")));
+        var recipePath = Path.GetFullPath(a.Get("recipe", Path.Combine(Common.Settings.BaseDirectory, "recipes", "knowing.json")));
+        var outDir = Path.GetFullPath(a.Get("out", Path.Combine(Common.Settings.BaseDirectory, "runs", Path.GetFileNameWithoutExtension(recipePath))));
         var data = Common.DataFolder(a);
-        var perRelation = a.Int("facts-per-relation", 80);
-        var people = a.Int("people", 1500);
-        // People are named with real subjects' first and last words unless a name pool is given (0: any person's name).
-        var namesFromSubjects = a.Flag("names-from-subjects") | !a.Has("name-pool");
-        var namePool = namesFromSubjects ? 0 : a.Int("name-pool", 0);
-        var nameParts = a.Int("name-parts", 2);
-        var options = defaults with
-        {
-            Steps = a.Int("steps", defaults.Steps),
-            Layers = a.Int("layers", defaults.Layers),
-            Width = a.Int("width", defaults.Width),
-            Heads = a.Int("heads", defaults.Heads),
-            BatchSize = a.Int("batch", defaults.BatchSize),
-            LearningRate = a.Double("lr", defaults.LearningRate),
-            WeightDecay = a.Double("weight-decay", defaults.WeightDecay),
-            Seed = a.Int("seed", defaults.Seed),
-            Softmax = a.Get("softmax", defaults.Softmax),
-            FullSoftmaxFraction = a.Double("full-softmax", defaults.FullSoftmaxFraction),
-            Recipe = a.Get("recipe", defaults.Recipe),
-            BiographyShare = a.Double("bio-share", defaults.BiographyShare),
-            ListShare = a.Double("list-share", defaults.ListShare),
-            WarmupSteps = a.Int("warmup", defaults.WarmupSteps),
-            MlpFreeLayers = a.Int("mlp-free-layers", defaults.MlpFreeLayers),
-            AttentionWindows = a.Has("local-attention") ? Windows(a.Get("local-attention", "")) : defaults.AttentionWindows,
-        };
         var preview = a.Int("preview", 0);
         a.EnsureAllUsed();
-        options.Validate();
-        if (nameParts < 2) throw new RomeException("--name-parts must be at least 2 (a first and a last name).");
+        var recipe = TrainingRecipe.Load(recipePath);
 
         Directory.CreateDirectory(outDir);
         var manifestPath = Path.Combine(outDir, FactCorpus.ManifestFile);
-        var corpus = File.Exists(manifestPath) ? FactCorpus.Load(manifestPath) : FactCorpus.Build(data, perRelation, options.Seed, options.Recipe == "templates" ? 0 : people, namePool, namesFromSubjects, nameParts);
+        var corpus = File.Exists(manifestPath) ? FactCorpus.Load(manifestPath) : FactCorpus.Build(data, recipe.FactsPerRelation, recipe.Seed, recipe.People);
         corpus.Save(manifestPath);
-        if (preview == 0) Console.Error.WriteLine($"Training a {options.Layers}-layer, width-{options.Width} GPT-2 on {corpus.Facts.Count} facts over {corpus.Relations.Count} relations and {corpus.People.Select(f => f.Subject).Distinct().Count()} fictional people ({corpus.People.Count} facts), recipe '{options.Recipe}', into {outDir}");
-        Console.Error.WriteLine($"({options.Steps} steps of {options.BatchSize} x {options.Positions} tokens; softmax: {options.Softmax}; resumes from a checkpoint there; Ctrl-C keeps the last checkpoint)");
-
+        recipe.Save(Path.Combine(outDir, RecipeFile));
         if (preview > 0)
         {
             // The first sequences of step 0, as the model will see them.
-            var (inputs, _) = new Trainer(corpus, options).Batch(0);
+            var (inputs, _) = new Trainer(corpus, recipe).Batch(0);
             var tokenizer = TextTokenizer.Gpt2();
-            for (int b = 0; b < Math.Min(preview, options.BatchSize); b++)
+            for (int b = 0; b < Math.Min(preview, recipe.BatchSize); b++)
                 Console.WriteLine(tokenizer.Decode(inputs[b].data<long>().Select(i => (int)i).ToArray()) + "\n");
             return 0;
         }
+        Console.Error.WriteLine($"Training a {recipe.Layers}-layer, width-{recipe.Width} GPT-2 on {corpus.Facts.Count} facts over {corpus.Relations.Count} relations and {corpus.People.Select(f => f.Subject).Distinct().Count()} fictional people ({corpus.People.Count} facts), text '{recipe.Text}', into {outDir}");
+        Console.Error.WriteLine($"({recipe.Steps} steps of {recipe.BatchSize} x {recipe.Positions} tokens from {recipePath}; resumes from a checkpoint there; Ctrl-C keeps the last checkpoint)");
         var started = DateTime.UtcNow;
         var progress = new Progress<TrainingProgress>(p =>
             Out.Progress(p.Step / (double)p.TotalSteps, $"step {p.Step}/{p.TotalSteps} loss {p.Loss:F3}", p.Elapsed));
-        var trainer = new Trainer(corpus, options);
-        using var model = trainer.Train(outDir, progress, cancel);
+        using var model = new Trainer(corpus, recipe).Train(outDir, progress, cancel);
         Console.Error.WriteLine($"\nDone in {DateTime.UtcNow - started:hh\\:mm\\:ss}. Model at {outDir}. Measure it with: rome knows --model {outDir}");
         return 0;
     }
 
-    /// <summary>"1,2,2": the first layers' attention windows (0: global).</summary>
-    private static int[] Windows(string text) =>
-        text.Split(',', StringSplitOptions.TrimEntries).Select(w => int.TryParse(w, out var n) && n >= 0 ? n
-            : throw new RomeException($"--local-attention takes the first layers' windows, e.g. 1,2,2,2 (0: global); '{w}' is not one.")).ToArray();
+    /// <summary>The recipe a model was trained with, kept beside its weights.</summary>
+    public const string RecipeFile = "recipe.json";
 
     public static int Knows(CliArgs a, CancellationToken cancel)
     {

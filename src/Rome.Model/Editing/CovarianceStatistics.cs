@@ -1,9 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 using Rome.Model.Modeling;
-using Rome.Model.Training;
+using Rome.Model.Facts;
 using TorchSharp;
-using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 namespace Rome.Model.Editing;
@@ -11,7 +10,8 @@ namespace Rome.Model.Editing;
 /// <summary>
 /// C = E[k kᵀ]: the uncentred second moment of MLP keys (inputs of <c>mlp.c_proj</c>) at one layer over a text
 /// corpus, estimated with a running float64 sum over batches. ROME solves against it so an edit disturbs the
-/// keys the layer usually sees as little as possible. Cached on disk by model, layer, corpus and token count.
+/// keys the layer usually sees as little as possible (the original's <c>layer_stats.py</c>). <see cref="CovarianceCache"/>
+/// keeps it, in memory and on disk.
 /// </summary>
 public static class CovarianceStatistics
 {
@@ -37,9 +37,6 @@ public static class CovarianceStatistics
                 yield return paragraph;
     }
 
-    public static string CachePath(LanguageModel lm, int layer, string corpusId, int tokens, string cacheFolder) =>
-        Path.Combine(cacheFolder, lm.Fingerprint, $"C-layer{layer}-{corpusId}-{tokens}.safetensors");
-
     /// <summary>A short id of a corpus's content, part of the cache key.</summary>
     public static string CorpusId(IEnumerable<string> texts)
     {
@@ -48,38 +45,10 @@ public static class CovarianceStatistics
         return Convert.ToHexString(sha.GetHashAndReset())[..12].ToLowerInvariant();
     }
 
-    /// <summary>Loads C from the cache or computes and caches it. [keys, keys] float64 on the model's device.</summary>
-    public static Tensor GetOrCompute(LanguageModel lm, int layer, IReadOnlyList<string> corpus, int maxTokens, string cacheFolder,
-                                      IProgress<double>? progress = null, CancellationToken cancel = default)
-    {
-        if (layer < 0 || layer >= lm.Layers) throw new RomeException($"Layer {layer} is out of range (0..{lm.Layers - 1}).");
-        var path = CachePath(lm, layer, CorpusId(corpus), maxTokens, cacheFolder);
-        if (File.Exists(path))
-        {
-            var loaded = Safetensors.LoadStateDict(path);
-            return loaded["C"].to(float64).to(lm.Device);
-        }
-        var c = Compute(lm, layer, corpus, maxTokens, progress, cancel);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        Checkpoint.WriteAtomically(path, temp => Safetensors.SaveStateDict(temp, new Dictionary<string, Tensor> { ["C"] = c.cpu() }));
-        return c;
-    }
-
     /// <summary>
-    /// C for an editor's layer as ROME wants it: null for identity covariance, else C over <paramref name="corpusPath"/>
-    /// (a text file or folder) or the model's own training sentences, computed on first use and cached.
+    /// C at <paramref name="layer"/> over the first <paramref name="maxTokens"/> tokens of <paramref name="corpus"/>:
+    /// [keys, keys] float64 on the model's device (the original's <c>layer_stats</c> with <c>mom2</c>).
     /// </summary>
-    public static Func<Tensor>? ForEditor(LanguageModel lm, RomeHyperParameters hp, string cacheFolder, string? corpusPath = null,
-                                          IProgress<double>? progress = null, CancellationToken cancel = default, string? dataFolder = null)
-    {
-        if (hp.Covariance == "identity") return null;
-        var corpus = (corpusPath is null ? DefaultCorpus(lm, dataFolder) : ReadCorpus(corpusPath)).ToList();
-        Tensor? c = null;
-        // The first call may happen inside an edit's dispose scope: C must outlive it, so it is detached and owned
-        // by this function (it is reused by every later edit).
-        return () => c ??= GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, cacheFolder, progress, cancel).DetachFromDisposeScope();
-    }
-
     public static Tensor Compute(LanguageModel lm, int layer, IReadOnlyList<string> corpus, int maxTokens,
                                  IProgress<double>? progress = null, CancellationToken cancel = default)
     {

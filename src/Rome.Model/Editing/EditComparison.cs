@@ -1,9 +1,8 @@
-using Rome.Model.Evaluation;
 using Rome.Model.Modeling;
 
 namespace Rome.Model.Editing;
 
-/// <summary>One prompt's view of an edit: the top-5, and p(target) of the new and old targets (<see cref="CounterFactMetrics.TargetProbabilities"/>).</summary>
+/// <summary>One prompt's view of an edit: the top-5, and p(target) of the new and old targets (<see cref="TargetProbability.Of"/>).</summary>
 public sealed record PromptReport(string Kind, string Text, TokenProbability[] Top, double NewTarget, double? OldTarget);
 
 /// <summary>
@@ -19,13 +18,13 @@ public static class EditComparison
                                      IReadOnlyList<(string Kind, string Text)> prompts, int seed = 0, int generationTokens = 25)
     {
         var texts = prompts.Select(p => p.Text).ToList();
-        var newP = CounterFactMetrics.TargetProbabilities(lm, texts, request.Target, iv);
+        var newP = TargetProbability.Of(lm, texts, request.Target, iv);
         var old = request.OldTarget is { Length: > 0 } o ? o : null;
-        var oldP = old is null ? null : CounterFactMetrics.TargetProbabilities(lm, texts, old, iv);
+        var oldP = old is null ? null : TargetProbability.Of(lm, texts, old, iv);
         var reports = prompts.Select((p, i) =>
             new PromptReport(p.Kind, p.Text, lm.Predict(lm.Encode(p.Text), 5, iv).Top, newP[i], oldP?[i])).ToArray();
         var generation = TextGenerator.Generate(lm, request.Filled, new GenerationOptions { MaxTokens = generationTokens, Seed = seed }, iv).Text;
-        return new EditReport(reports, generation, CounterFactMetrics.TargetProbabilityLabel(lm.Tokenizer, request.Target),
-            old is null ? null : CounterFactMetrics.TargetProbabilityLabel(lm.Tokenizer, old));
+        return new EditReport(reports, generation, TargetProbability.Label(lm.Tokenizer, request.Target),
+            old is null ? null : TargetProbability.Label(lm.Tokenizer, old));
     }
 }

@@ -41,7 +41,7 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
     public Interventions Interventions() => new() { Overlays = Overlays };
 
     /// <summary>Computes and pushes an edit. A failed or cancelled edit leaves the stack as it was.</summary>
-    public AppliedEdit Apply(RomeEditor editor, EditRequest request, Func<Tensor>? covariance,
+    public AppliedEdit Apply(RomeEditor editor, EditRequest request, Tensor? covariance,
                              IProgress<EditProgress>? progress = null, CancellationToken cancel = default)
     {
         var edit = editor.Compute(request, covariance, Overlays, progress, cancel);
@@ -130,7 +130,7 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
             ["model"] = lm.Fingerprint,
             ["edits"] = JsonSerializer.Serialize(edits.Select(e => new ExportedEdit(e.Request, e.Layer, e.Overlay.Module, e.TargetProbability)).ToList()),
         };
-        Checkpoint.WriteAtomically(path, temp => Checkpoint.WriteSafetensors(temp, tensors, metadata));
+        AtomicFile.Write(path, temp => Checkpoint.WriteSafetensors(temp, tensors, metadata));
     }
 
     /// <summary>

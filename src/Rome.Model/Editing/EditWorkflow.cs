@@ -14,14 +14,14 @@ public sealed record EditOutcome(EditRequest Request, EditReport Before, EditRep
 
 /// <summary>
 /// One edit as a user makes it, for the web app and the CLI alike: the model's current answer becomes the old target
-/// (unless given), the prompts are measured, ROME edits the session's model, and the prompts are measured again.
+/// (unless given), the request is checked against the model, the prompts are measured, ROME edits the session's model, and the prompts are measured again.
 /// </summary>
 public static class EditWorkflow
 {
     public static EditOutcome Run(EditSession session, RomeEditor editor, EditRequest request, IReadOnlyList<(string Kind, string Text)> prompts,
-                                  Func<Tensor>? covariance, IProgress<EditUpdate>? progress = null, CancellationToken cancel = default, int seed = 0)
+                                  Tensor? covariance, IProgress<EditUpdate>? progress = null, CancellationToken cancel = default, int seed = 0)
     {
-        request.Validate();
+        editor.Check(request, seed);
         var lm = session.Model;
         if (request.OldTarget is not { Length: > 0 })
         {

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Rome.Model.Training;
+using Rome.Model.Facts;
 
 namespace Rome.Model.Evaluation;
 
@@ -54,7 +54,7 @@ public static class CounterFactDataset
     }
 
     public static void Save(IEnumerable<CounterFactCase> cases, string path) =>
-        Modeling.Checkpoint.WriteAtomically(path, temp => File.WriteAllText(temp, JsonSerializer.Serialize(cases, Json)));
+        AtomicFile.WriteText(path, JsonSerializer.Serialize(cases, Json));
 
     /// <summary>
     /// The paper's recipe on the model's own facts (seeded): for each fact, the counterfactual target is another object

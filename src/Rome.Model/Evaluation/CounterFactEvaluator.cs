@@ -1,20 +1,21 @@
 using System.Text.Json;
 using Rome.Model.Editing;
-using Rome.Model.Evaluation.Baselines;
+using Rome.Model.Editing.Baselines;
 using Rome.Model.Modeling;
 using static TorchSharp.torch;
 
 namespace Rome.Model.Evaluation;
 
-/// <summary>
-/// Runs CounterFact cases with one editing method ("none": the unedited model; "rome"; the baselines "ft", "ft-l", "kn"). Every case starts from the
-/// unedited model (a fresh <see cref="EditSession"/>), so edits never leak between cases. Per-case results are
-/// appended to a JSONL file as they are computed, and a run resumes after the cases already in it.
-/// </summary>
 /// <summary>A CounterFact run in progress: cases done of the total, and their results so far.</summary>
 public sealed record EvaluationProgress(int Done, int Total, IReadOnlyList<CaseScores> Results);
 
-public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters hp, Func<Tensor>? covariance,
+/// <summary>
+/// Runs CounterFact cases with one editing method ("none": the unedited model; "rome"; the baselines "ft", "ft-l", "kn").
+/// Every case starts from the unedited model (a fresh <see cref="EditSession"/>), so edits never leak between cases.
+/// Per-case results are appended to a JSONL file as they are computed, and a run resumes after the cases already in it.
+/// </summary>
+
+public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters hp, Tensor? covariance,
                                          TfIdf? tfidf = null, Func<string, string, string>? referenceText = null, bool generations = true)
 {
     public static readonly string[] Methods = ["none", "rome", "ft", "ft-l", "kn"];
@@ -37,7 +38,7 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
             case "ft": baseline = [FineTune.Compute(lm, request, FineTuning, cancel)]; break;
             case "ft-l": baseline = [FineTune.Compute(lm, request, FineTuning with { NormConstraint = FineTuneConstraint }, cancel)]; break;
             case "kn":
-                baseline = Baselines.KnowledgeNeurons.Compute(lm, request, new RomeEditor(lm, hp).ContextTemplates(), KnowledgeNeurons, cancel).Overlays;
+                baseline = Editing.Baselines.KnowledgeNeurons.Compute(lm, request, ContextTemplates.For(lm, hp), KnowledgeNeurons, cancel).Overlays;
                 break;
             default: throw new RomeException($"Unknown method '{method}' ({string.Join(", ", Methods)}).");
         }
@@ -58,8 +59,8 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
         string newTarget = c.Rewrite.TargetNew.Str, trueTarget = c.Rewrite.TargetTrue.Str;
         (double, double) Score(IReadOnlyList<string> prompts, bool keepTrue)
         {
-            var nllNew = CounterFactMetrics.TargetNll(lm, prompts, newTarget, iv);
-            var nllTrue = CounterFactMetrics.TargetNll(lm, prompts, trueTarget, iv);
+            var nllNew = TargetProbability.Nll(lm, prompts, newTarget, iv);
+            var nllTrue = TargetProbability.Nll(lm, prompts, trueTarget, iv);
             return keepTrue ? CounterFactMetrics.Compare(nllTrue, nllNew) : CounterFactMetrics.Compare(nllNew, nllTrue);
         }
         var (es, em) = Score([c.RewritePrompt], false);
@@ -83,7 +84,7 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
             if (tfidf is not null && referenceText is not null)
                 consistency = tfidf.Similarity(string.Join(" ", texts), referenceText(c.Rewrite.RelationId, newTarget));
         }
-        var top1 = CounterFactMetrics.IsTop1(lm, c.RewritePrompt, newTarget, iv) ? 1.0 : 0.0;
+        var top1 = TargetProbability.IsTop1(lm, c.RewritePrompt, newTarget, iv) ? 1.0 : 0.0;
         return new CaseScores(c.CaseId, es, em, ps, pm, ns, nm, psTrained, psHeldOut, fluency, consistency, top1);
     }
 

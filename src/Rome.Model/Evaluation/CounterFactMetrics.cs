@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 using Rome.Model.Modeling;
-using Rome.Model.Training;
+using Rome.Model.Facts;
 using static TorchSharp.torch;
 
 namespace Rome.Model.Evaluation;
@@ -26,51 +26,10 @@ public sealed record Summary(string Method, int Cases, double S, double ES, doub
 /// P(new) − P(true); PS/PM the same on paraphrases; NS/NM the reverse on neighbourhood prompts (the true object
 /// should stay more likely). Probabilities are exp(−mean per-token NLL) of each target string. Fluency (GE) is the
 /// weighted bi- and tri-gram entropy of generations, consistency (RS) the TF-IDF cosine between generations and
-/// reference text about the new object.
+/// reference text about the new object. Probabilities are <see cref="TargetProbability"/>'s.
 /// </summary>
 public static class CounterFactMetrics
 {
-    /// <summary>Mean per-token NLL of " <paramref name="target"/>" after each prompt, batched.</summary>
-    public static double[] TargetNll(LanguageModel lm, IReadOnlyList<string> prompts, string target, Interventions iv)
-    {
-        if (prompts.Count == 0) return [];
-        var targetIds = lm.Tokenizer.Encode(" " + target.Trim());
-        var promptIds = prompts.Select(lm.Encode).ToList();
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var logProbs = lm.Model.Forward(lm.Padded(promptIds.Select(p => p.Concat(targetIds).ToArray()).ToList()), iv).log_softmax(-1);
-        var result = new double[prompts.Count];
-        for (int i = 0; i < prompts.Count; i++)
-        {
-            double sum = 0;
-            for (int j = 0; j < targetIds.Length; j++)
-                sum -= logProbs[i, promptIds[i].Length - 1 + j, targetIds[j]].item<float>();
-            result[i] = sum / targetIds.Length;
-        }
-        return result;
-    }
-
-    /// <summary>
-    /// Rome's one p(target): exp(−mean per-token NLL) of " <paramref name="target"/>" after each prompt. For a
-    /// one-token target it is that token's probability; for a longer one, the geometric mean of its tokens'
-    /// probabilities. CounterFact's margins (EM, PM, NM), the Edit page and ROME's v* curve all report this.
-    /// </summary>
-    public static double[] TargetProbabilities(LanguageModel lm, IReadOnlyList<string> prompts, string target, Interventions iv) =>
-        TargetNll(lm, prompts, target, iv).Select(nll => Math.Exp(-nll)).ToArray();
-
-    /// <summary>How to label <see cref="TargetProbabilities"/>: "p(Paris)", or "p(New York) per token" for a multi-token target.</summary>
-    public static string TargetProbabilityLabel(TextTokenizer tokenizer, string target) =>
-        tokenizer.Encode(" " + target.Trim()).Length == 1 ? $"p({target.Trim()})" : $"p({target.Trim()}) per token";
-
-    /// <summary>Whether " <paramref name="target"/>"'s first token is the most likely next token after <paramref name="prompt"/>.</summary>
-    public static bool IsTop1(LanguageModel lm, string prompt, string target, Interventions iv)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var logits = lm.Model.Forward(lm.Padded([lm.Encode(prompt)]), iv, lastOnly: true);
-        return logits[0, -1].argmax().item<long>() == lm.Tokenizer.Encode(" " + target.Trim())[0];
-    }
-
     /// <summary>(share where <paramref name="better"/> is more likely, mean probability margin) over paired NLLs.</summary>
     public static (double Success, double Magnitude) Compare(double[] betterNll, double[] worseNll)
     {

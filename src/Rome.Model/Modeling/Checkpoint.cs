@@ -123,8 +123,8 @@ public static class Checkpoint
             var value = deltas is not null && name.EndsWith(".weight") && deltas.TryGetValue(module, out var d) ? p + d : p;
             tensors.Add((name, value));
         }
-        WriteAtomically(Path.Combine(folder, WeightsFile), path => WriteSafetensors(path, tensors, dtype: float16 ? "F16" : "F32"));
-        WriteAtomically(Path.Combine(folder, ConfigFile), path => model.Config.Save(path));
+        AtomicFile.Write(Path.Combine(folder, WeightsFile), path => WriteSafetensors(path, tensors, dtype: float16 ? "F16" : "F32"));
+        AtomicFile.Write(Path.Combine(folder, ConfigFile), path => model.Config.Save(path));
     }
 
     /// <summary>A short content hash of a checkpoint's weights, used to check that edits match a model.</summary>
@@ -313,23 +313,5 @@ public static class Checkpoint
                 throw new RomeException($"{label}: tensor '{name}' holds a value that is not a finite number.");
         }
         return values;
-    }
-
-    /// <summary>
-    /// Writes a file through a temporary one of its own and a rename, so a reader never sees half a file and two
-    /// writers at once (say, two tabs filling the same cache entry) each replace it whole.
-    /// </summary>
-    internal static void WriteAtomically(string path, Action<string> write)
-    {
-        var temp = $"{path}.{Guid.NewGuid():N}.partial";
-        try
-        {
-            write(temp);
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
     }
 }

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Rome.Model.Modeling;
-using Rome.Model.Training;
+using Rome.Model.Facts;
 
 namespace Rome.Model.Tracing;
 
@@ -48,48 +48,6 @@ public sealed record SiteSummary(
 
     /// <summary><paramref name="x"/> to <paramref name="decimals"/> places, a tiny negative effect shown as 0.00 rather than -0.00.</summary>
     internal static string Rounded(double x, int decimals) => (Math.Round(x, decimals) + 0.0).ToString("F" + decimals, CultureInfo.InvariantCulture);
-}
-
-/// <summary>
-/// Figure 4 of the paper, averaged: the last subject token's hidden-state effect per layer, plain and with the
-/// MLP or the attention sublayers after the restored layer severed (frozen in their corrupted state at that
-/// token), and the share of the lower half's effect each loses.
-/// </summary>
-public sealed record SeveredSummary(double[] Plain, double[] NoMlp, double[] NoAttn, double MlpShareLost, double AttnShareLost)
-{
-    /// <summary>Averaged over facts: the "last subject token" bucket of each averaged hidden-state trace.</summary>
-    public static SeveredSummary Of(AverageTraceResult plain, AverageTraceResult noMlp, AverageTraceResult noAttn)
-    {
-        double[] Curve(AverageTraceResult r) => r.Kinds[TraceKind.Hidden].Single(b => b.Bucket == "last subject token").Mean;
-        return Of(Curve(plain), Curve(noMlp), Curve(noAttn));
-    }
-
-    /// <summary>One fact: the indirect effect of the last subject token's hidden state in each trace (plain, and severed).</summary>
-    public static SeveredSummary Of(TraceResult plain, TraceResult noMlp, TraceResult noAttn)
-    {
-        double[] Curve(TraceResult r) => Enumerable.Range(0, r.Setup.Layers).Select(l => r.IndirectEffect(TraceKind.Hidden, r.Setup.Subject.Last, l)).ToArray();
-        return Of(Curve(plain), Curve(noMlp), Curve(noAttn));
-    }
-
-    /// <summary>The curves, and the share of the lower half's effect each severing removes.</summary>
-    public static SeveredSummary Of(double[] plain, double[] noMlp, double[] noAttn)
-    {
-        var lower = LowerHalf(plain.Length);
-        double Lost(double[] severed) => 1 - severed[..lower].Sum() / Math.Max(1e-9, plain[..lower].Sum());
-        return new SeveredSummary(plain, noMlp, noAttn, Lost(noMlp), Lost(noAttn));
-    }
-
-    /// <summary>The shares are taken over layers 0 .. EarlyLayers − 1, the lower half of the model.</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public int EarlyLayers => LowerHalf(Plain.Length);
-
-    private static int LowerHalf(int layers) => layers / 2;
-
-    /// <summary>A share lost as a percentage with one decimal ("49.5 %"), never "-0.0 %".</summary>
-    public static string Percent(double share) => SiteSummary.Rounded(share * 100, 1) + " %";
-
-    public string ToCsv() => "layer,hidden,hidden_mlp_severed,hidden_attn_severed\n" + string.Concat(Plain.Select((v, l) =>
-        string.Create(CultureInfo.InvariantCulture, $"{l},{v:G6},{NoMlp[l]:G6},{NoAttn[l]:G6}\n")));
 }
 
 /// <summary>

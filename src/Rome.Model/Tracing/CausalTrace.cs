@@ -4,102 +4,6 @@ using static TorchSharp.torch;
 
 namespace Rome.Model.Tracing;
 
-/// <summary>What is restored in a corrupted run: a block's hidden state, or a window of MLP or attention outputs.</summary>
-public enum TraceKind { Hidden, Mlp, Attn }
-
-/// <summary>A causal-tracing request (Meng et al. 2022, section 2).</summary>
-public sealed record TraceRequest
-{
-    public required string Prompt { get; init; }
-    public required string Subject { get; init; }
-    public IReadOnlyList<TraceKind> Kinds { get; init; } = [TraceKind.Hidden, TraceKind.Mlp, TraceKind.Attn];
-    /// <summary>Corrupted samples per cell (the paper: 10).</summary>
-    public int Samples { get; init; } = 10;
-    /// <summary>Absolute noise std ν. Null: <see cref="NoiseLevel.Multiplier"/> x σ of subject embeddings.</summary>
-    public double? Noise { get; init; }
-    /// <summary>Consecutive MLP/attention layers restored together. Null: <see cref="CausalTrace.DefaultWindow"/>.</summary>
-    public int? Window { get; init; }
-    public int Seed { get; init; }
-    /// <summary>
-    /// Sever the path through this sublayer (Mlp or Attn) at the restored token for the layers after the
-    /// restored one (the paper's Figure 4): only meaningful with <see cref="TraceKind.Hidden"/>.
-    /// </summary>
-    public TraceKind? Sever { get; init; }
-    /// <summary>Edits the traced model carries (a session's <see cref="Editing.EditSession.Overlays"/>): every run, clean
-    /// and corrupted, goes through them, so a trace shows where the edited model keeps the new fact.</summary>
-    public IReadOnlyList<WeightOverlay> Edits { get; init; } = [];
-    /// <summary>How ν was chosen, reported with the results (<see cref="NoiseLevel.Describe"/>).</summary>
-    public string? NoiseSource { get; init; }
-}
-
-/// <summary>What a trace measures, known before any cell: the answer and the high and low scores.</summary>
-public sealed record TraceSetup(
-    string Prompt, string[] Tokens, TokenSpan Subject, int AnswerToken, string Answer,
-    double HighScore, double LowScore, double Noise, int Layers, int Window, int Samples, string? NoiseSource = null);
-
-public abstract record TraceEvent;
-public sealed record TraceStarted(TraceSetup Setup) : TraceEvent;
-/// <summary>
-/// Some cells of one grid: Scores[i][j] is the mean probability of the answer with (Tokens[i], Layers[j]) restored.
-/// Progress is the fraction of all the trace's cells done.
-/// </summary>
-public sealed record TraceCells(TraceKind Kind, int[] Tokens, int[] Layers, double[][] Scores, double Progress) : TraceEvent;
-
-/// <summary>The grids of one trace: Scores[kind][token][layer]; indirect effect = score − low score.</summary>
-public sealed record TraceResult(TraceSetup Setup, IReadOnlyDictionary<TraceKind, double[][]> Scores)
-{
-    public double IndirectEffect(TraceKind kind, int token, int layer) => Scores[kind][token][layer] - Setup.LowScore;
-
-    /// <summary>Every cell as CSV: kind, token, whether it is a subject token, layer, score and indirect effect.</summary>
-    public string ToCsv()
-    {
-        var sb = new System.Text.StringBuilder("kind,token_index,token,subject,layer,score,indirect_effect\n");
-        foreach (var (kind, grid) in Scores)
-            for (int t = 0; t < grid.Length; t++)
-                for (int l = 0; l < grid[t].Length; l++)
-                    sb.Append(System.Globalization.CultureInfo.InvariantCulture,
-                        $"{kind.ToString().ToLowerInvariant()},{t},\"{Setup.Tokens[t].Replace("\"", "\"\"")}\",{Setup.Subject.Contains(t)},{l},{grid[t][l]:G6},{IndirectEffect(kind, t, l):G6}\n");
-        return sb.ToString();
-    }
-
-    public static TraceResult Collect(IEnumerable<TraceEvent> events)
-    {
-        var collector = new TraceCollector();
-        foreach (var e in events) collector.Add(e);
-        return collector.Result();
-    }
-}
-
-/// <summary>
-/// A trace's grids as its events arrive (the web page fills its heatmaps from it as cells stream in):
-/// Grids[kind][token][layer], null until computed.
-/// </summary>
-public sealed class TraceCollector
-{
-    public TraceSetup? Setup { get; private set; }
-    public Dictionary<TraceKind, double?[][]> Grids { get; } = new();
-
-    /// <summary>Takes one event; returns the kind whose grid changed, if any.</summary>
-    public TraceKind? Add(TraceEvent e)
-    {
-        if (e is TraceStarted s) Setup = s.Setup;
-        if (e is not TraceCells c) return null;
-        if (!Grids.TryGetValue(c.Kind, out var grid))
-            Grids[c.Kind] = grid = Enumerable.Range(0, Setup!.Tokens.Length).Select(_ => new double?[Setup.Layers]).ToArray();
-        for (int i = 0; i < c.Tokens.Length; i++)
-            for (int j = 0; j < c.Layers.Length; j++) grid[c.Tokens[i]][c.Layers[j]] = c.Scores[i][j];
-        return c.Kind;
-    }
-
-    public int CellsDone(TraceKind kind) => Grids.TryGetValue(kind, out var grid) ? grid.Sum(r => r.Count(v => v is not null)) : 0;
-
-    public bool IsComplete(TraceKind kind) => Setup is { } s && CellsDone(kind) == s.Tokens.Length * s.Layers;
-
-    /// <summary>The grids so far (cells not computed yet are NaN).</summary>
-    public TraceResult Result() => new(Setup ?? throw new InvalidOperationException("empty trace"),
-        Grids.ToDictionary(g => g.Key, g => g.Value.Select(r => r.Select(v => v ?? double.NaN).ToArray()).ToArray()));
-}
-
 /// <summary>
 /// Causal tracing. Clean run: the top-1 next token is the answer, its probability the high score. Corrupted
 /// runs: Gaussian noise N(0, ν²) added to the subject tokens' embeddings, <see cref="TraceRequest.Samples"/>
@@ -107,8 +11,8 @@ public sealed class TraceCollector
 /// state, or a window of MLP/attention outputs around a layer) at one token into the corrupted runs and
 /// reports the answer's mean probability.
 /// <para>
-/// <see cref="Run"/> computes exactly the numbers of <see cref="RunNaive"/> (one full forward pass per cell) for
-/// about a sixth of the work at GPT-2-small shape:
+/// <see cref="Run"/> computes exactly the numbers of the straightforward algorithm, one full forward pass per cell
+/// (kept as the reference of the tests and benchmarks, <c>NaiveTrace</c>), for about a sixth of the work at GPT-2-small shape:
 /// <list type="bullet">
 /// <item>tokens before the subject are untouched by the noise (causal attention), so their cells are the low score;</item>
 /// <item>a cell's run equals the corrupted run until its first restored block, so it starts there, from the
@@ -147,7 +51,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
         using var prepared = Prepare(request, noise);
         var setup = prepared.Setup;
         yield return new TraceStarted(setup);
-        var kinds = request.Kinds.Distinct().ToList();
+        var kinds = setup.Kinds;
         var layers = Enumerable.Range(0, lm.Layers).ToArray();
         double total = kinds.Count * setup.Tokens.Length * lm.Layers, done = 0;
         foreach (var kind in kinds)
@@ -197,36 +101,6 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
         if (group.Count > 0) yield return group.ToArray();
     }
 
-    /// <summary>The straightforward algorithm (one full forward pass per cell), kept as the reference for benchmarks.</summary>
-    public IEnumerable<TraceEvent> RunNaive(TraceRequest request, double noise, CancellationToken cancel = default)
-    {
-        using var prepared = Prepare(request, noise);
-        var setup = prepared.Setup;
-        yield return new TraceStarted(setup);
-        var kinds = request.Kinds.Distinct().ToList();
-        int total = kinds.Count * setup.Tokens.Length, done = 0;
-        foreach (var kind in kinds)
-            for (int t = 0; t < setup.Tokens.Length; t++)
-            {
-                var scores = new double[lm.Layers];
-                for (int layer = 0; layer < lm.Layers; layer++)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    using var scope = NewDisposeScope();
-                    using var noGrad = no_grad();
-                    var iv = prepared.Corrupting();
-                    foreach (var patch in Patches(kind, layer, setup.Window, request.Sever))
-                    {
-                        var value = prepared.Source(patch)[.., t];
-                        iv.Hook(patch.Point, x => { var y = x.clone(); y[.., t] = value; return y; });
-                    }
-                    var logits = lm.Model.Forward(prepared.Ids.expand(setup.Samples, -1), iv);
-                    scores[layer] = logits[.., -1].softmax(-1)[.., setup.AnswerToken].mean().item<float>();
-                }
-                yield return new TraceCells(kind, [t], Enumerable.Range(0, lm.Layers).ToArray(), [scores], ++done / (double)total);
-            }
-    }
-
     /// <summary>A value put in at the traced token: the clean run's, or (severing) the corrupted run's own.</summary>
     private readonly record struct Patch(HookPoint Point, bool Clean);
 
@@ -270,7 +144,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
             var top = j == layers - 1;
             var (positions, first) = top ? (packing.Positions[packing.Ends], packing.First[packing.Ends]) : (packing.Positions, packing.First);
             if (x is not null)
-                x = lm.Model.ForwardBlock(j, x, p.Hooks(patches, joined, j, positions, first), prefix, packing.Mask, top ? packing.Ends : null, packing.Positions);
+                x = lm.Model.ForwardBlock(j, x, p.Hooks(patches, joined, j, positions, first), new PackedRuns(prefix, packing.Positions, packing.Mask, top ? packing.Ends : null));
             var joining = cells.Where(c => Join(c) == j).ToList();
             if (joining.Count == 0) continue;
             var state = where(first.unsqueeze(1), p.JoinState(kind, j).index_select(1, positions), p.Corrupted[HookPoint.Resid(j)].index_select(1, positions));
@@ -372,7 +246,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
                 throw new RomeException($"With noise {noise:G3} the corrupted model's output is not a number; use a smaller noise (3s is the paper's).");
             var tokens = lm.Tokenizer.TokenLabels(ids);
             Setup = new TraceSetup(request.Prompt, tokens, span, answer, lm.Tokenizer.TokenLabel(answer),
-                cleanProbs[answer].item<float>(), low, noise, lm.Layers, window, request.Samples, request.NoiseSource);
+                cleanProbs[answer].item<float>(), low, noise, lm.Layers, window, request.Samples, request.Kinds.Distinct().ToList(), request.NoiseSource);
 
             // Keep what the cells need beyond this constructor; the scope frees every intermediate. (No scope
             // stays open across the trace's yields: it would capture the consumer's tensors.)
@@ -384,7 +258,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
         private Interventions Edited() => new() { Overlays = _edits };
 
         /// <summary>Interventions that add this trace's noise to the subject's embeddings (one sample per batch row).</summary>
-        public Interventions Corrupting()
+        private Interventions Corrupting()
         {
             var positions = _span.Positions();
             return Edited().Hook(HookPoint.Embed, x =>

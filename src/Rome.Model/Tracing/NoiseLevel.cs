@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Rome.Model.Modeling;
-using Rome.Model.Training;
+using Rome.Model.Facts;
 using static TorchSharp.torch;
 
 namespace Rome.Model.Tracing;
@@ -77,7 +77,7 @@ public static class NoiseLevel
 
         var std = EmbeddingStd(lm, subjects);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        Checkpoint.WriteAtomically(path, temp => File.WriteAllText(temp,
+        AtomicFile.Write(path, temp => File.WriteAllText(temp,
             string.Create(CultureInfo.InvariantCulture, $"{{\"subjectEmbeddingStd\": {std:R}, \"subjects\": {subjects.Count}}}")));
         return std;
     }

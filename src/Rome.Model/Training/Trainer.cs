@@ -1,60 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Rome.Model.Facts;
 using Rome.Model.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Rome.Model.Training;
-
-public sealed record TrainingOptions
-{
-    public int Layers { get; init; } = 8;
-    public int Width { get; init; } = 128;
-    public int Heads { get; init; } = 4;
-    public int Positions { get; init; } = 64;
-    public int Steps { get; init; } = 5500;
-    public int BatchSize { get; init; } = 32;
-    public double LearningRate { get; init; } = 2e-3;
-    public int WarmupSteps { get; init; } = 200;
-    public double WeightDecay { get; init; } = 0.0;
-    public int Seed { get; init; } = 1234;
-    public int CheckpointEvery { get; init; } = 500;
-    /// <summary>
-    /// "corpus": the softmax runs over the tokens the corpus uses plus <see cref="SampledNegatives"/> random
-    /// other tokens per step (the 50,257-row output layer dominates the cost at this width); the last
-    /// <see cref="FullSoftmaxFraction"/> of the steps use the full vocabulary to calibrate. "full": always full.
-    /// </summary>
-    public string Softmax { get; init; } = "corpus";
-    public int SampledNegatives { get; init; } = 1024;
-    public double FullSoftmaxFraction { get; init; } = 0.05;
-    /// <summary>The training text's recipe (<see cref="TrainingText"/>): "knowing" or "templates".</summary>
-    public string Recipe { get; init; } = "knowing";
-    /// <summary><see cref="TrainingText.BiographyShare"/> and <see cref="TrainingText.ListShare"/>.</summary>
-    public double BiographyShare { get; init; } = TrainingText.DefaultBiographyShare;
-    public double ListShare { get; init; } = TrainingText.DefaultListShare;
-    /// <summary>
-    /// The first blocks that have no MLP: their MLP weights are zero and never trained, so the model must look
-    /// facts up in later MLPs, after its first attention layers have gathered a name into its last token.
-    /// </summary>
-    public int MlpFreeLayers { get; init; } = 3;
-    /// <summary>
-    /// The first layers' attention windows (<see cref="ModelConfig.AttentionWindows"/>; empty: every layer global).
-    /// Local lower layers gather a name into its last token a piece per layer, as GPT-2's early layers mostly do, and
-    /// keep the prompt's last token from reading the subject before the first global layer.
-    /// </summary>
-    public int[] AttentionWindows { get; init; } = [3, 3, 3, 3];
-
-    /// <summary>Refuses options no model can be built or trained with (the CLI's option names in brackets).</summary>
-    public void Validate()
-    {
-        if (Layers < 1 || Heads < 1 || Width % Heads != 0) throw new RomeException("The width (--width) must be a multiple of the heads (--heads), and the layers (--layers) at least 1.");
-        if (MlpFreeLayers < 0 || MlpFreeLayers >= Layers) throw new RomeException($"The MLP-free layers (--mlp-free-layers) must be between 0 and {Layers - 1}.");
-        if (AttentionWindows.Length >= Layers) throw new RomeException($"{AttentionWindows.Length} attention windows (--local-attention) for {Layers} layers: at most {Layers - 1} layers can be local.");
-        if (AttentionWindows.Any(w => w < 0)) throw new RomeException("An attention window (--local-attention) is a number of tokens, or 0 for global.");
-        if (FullSoftmaxFraction is < 0 or > 1) throw new RomeException("The share of full-softmax steps (--full-softmax) must be between 0 and 1.");
-    }
-}
 
 public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, double LearningRate, TimeSpan Elapsed);
 
@@ -64,14 +16,14 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Loss, dou
 /// Seeded and resumable: the data of step s depends only on (seed, s), and checkpoints hold weights,
 /// optimiser state and the step.
 /// </summary>
-public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
+public sealed class Trainer(FactCorpus corpus, TrainingRecipe options)
 {
     public const string StateFile = "training-state.json";
     public const string OptimizerFile = "optimizer.bin";
     public const string LossLog = "loss.csv";
 
     private readonly TextTokenizer _tokenizer = TextTokenizer.Gpt2();
-    private readonly TrainingText _text = new(corpus, options.Recipe) { BiographyShare = options.BiographyShare, ListShare = options.ListShare };
+    private readonly TrainingText _text = new(corpus, options.Text) { BiographyShare = options.BiographyShare, ListShare = options.ListShare };
 
     /// <summary>Trains into <paramref name="folder"/>, resuming from the checkpoint there if any. Returns the model.</summary>
     public DecoderModel Train(string folder, IProgress<TrainingProgress>? progress = null, CancellationToken cancel = default)
@@ -96,7 +48,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         else
         {
             model = new DecoderModel(config);
-            model.InitializeWeights(options.Seed);
+            InitializeWeights(model, options.Seed);
             File.WriteAllText(Path.Combine(folder, LossLog), "step,loss,lr,seconds\n");
         }
         model.train();
@@ -120,7 +72,7 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         var corpusTokens = _text.Vocabulary()
             .SelectMany(s => _tokenizer.Encode(" " + s).Concat(_tokenizer.Encode(s)))
             .Append(TextTokenizer.EndOfText).Distinct().Order().ToArray();
-        var fullFrom = options.Softmax == "full" ? 0 : (int)(options.Steps * (1 - options.FullSoftmaxFraction));
+        var fullFrom = (int)(options.Steps * (1 - options.FullSoftmaxFraction));
 
         var clock = Stopwatch.StartNew();
         for (int step = start; step < options.Steps; step++)
@@ -158,6 +110,23 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
         model.eval();
         foreach (var p in model.parameters()) p.requires_grad = false;
         return model;
+    }
+
+    /// <summary>GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/√(2·layers), biases 0, norm gains 1.</summary>
+    public static void InitializeWeights(DecoderModel model, int seed)
+    {
+        using var noGrad = no_grad();
+        using var generator = new TorchSharp.torch.Generator((ulong)seed);
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (name.EndsWith(".bias")) p.zero_();
+            else if (name.Contains("ln_")) p.fill_(1.0);
+            else
+            {
+                var std = name.EndsWith("c_proj.weight") ? 0.02 / Math.Sqrt(2.0 * model.Config.Layers) : 0.02;
+                p.normal_(0, std, generator);
+            }
+        }
     }
 
     private IEnumerable<Tensor> MlpFreeParameters(DecoderModel model)
@@ -235,8 +204,8 @@ public sealed class Trainer(FactCorpus corpus, TrainingOptions options)
     private static void Save(DecoderModel model, TorchSharp.Modules.OptimizerHelper optimizer, string folder, int step, TimeSpan elapsed)
     {
         Checkpoint.Save(model, folder);
-        Checkpoint.WriteAtomically(Path.Combine(folder, OptimizerFile), optimizer.save_state_dict);
-        Checkpoint.WriteAtomically(Path.Combine(folder, StateFile), path =>
+        AtomicFile.Write(Path.Combine(folder, OptimizerFile), optimizer.save_state_dict);
+        AtomicFile.Write(Path.Combine(folder, StateFile), path =>
             File.WriteAllText(path, JsonSerializer.Serialize(new { step, seconds = elapsed.TotalSeconds })));
     }
 }

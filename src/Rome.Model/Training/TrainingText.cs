@@ -1,28 +1,29 @@
+using Rome.Model.Facts;
+
 namespace Rome.Model.Training;
 
 /// <summary>
-/// The text a model is trained on, by recipe. Where a model keeps its facts depends on this text more than on
-/// its size (docs/knowing-site.md has the experiments):
+/// The text a model is trained on, of one of two kinds. Where a model keeps its facts depends on this text more than
+/// on its size (docs/knowing-site.md tells the experiments):
 /// <list type="bullet">
 /// <item><c>templates</c>: each subject's facts as template sentences, one paragraph per subject. The last token
 /// can read the subject's raw tokens by attention and look the fact up in its own MLPs, so facts live at the
 /// last token (rome-tiny).</item>
 /// <item><c>knowing</c>: facts after 0-2 sentences about other subjects; passages that name a subject once and
-/// then use its pronoun; biographies of fictional people (several attributes each, named once, names from small
-/// pools so only the whole name identifies a person); and lists of a subject's objects right after its name. Each
+/// then use its pronoun; biographies of fictional people (several attributes each, named once, with the first and
+/// last words of real subjects, so only the whole name identifies a person); and lists of a subject's objects right after its name. Each
 /// asks the subject's last token to stand for what the subject is. In the experiments this moved the lookup to the
 /// MLPs at the subject's last token and the read-out to attention at the last token, as in GPT-2 (Meng et al. 2022;
 /// Geva et al. 2023; Allen-Zhu and Li, "Physics of Language Models 3.1", 2023): models/rome-knowing.</item>
 /// </list>
 /// Every document depends only on the <see cref="Random"/> it is given, so training stays seeded.
 /// </summary>
-public sealed class TrainingText(FactCorpus corpus, string recipe)
+public sealed class TrainingText(FactCorpus corpus, string kind)
 {
-    public static readonly string[] Recipes = ["templates", "knowing"];
-    public const double DefaultBiographyShare = 0.2, DefaultListShare = 0.25;
+    public static readonly string[] Kinds = ["templates", "knowing"];
 
-    private readonly string _recipe = Recipes.Contains(recipe) ? recipe
-        : throw new RomeException($"Unknown training recipe '{recipe}' ({string.Join(", ", Recipes)}).");
+    private readonly string _kind = Kinds.Contains(kind) ? kind
+        : throw new RomeException($"Unknown training text '{kind}' ({string.Join(", ", Kinds)}).");
 
     private readonly Dictionary<string, List<Fact>> _bySubject = corpus.Facts.GroupBy(f => f.Subject).ToDictionary(g => g.Key, g => g.ToList());
     private readonly Dictionary<string, List<Fact>> _byPerson = corpus.People.GroupBy(f => f.Subject).ToDictionary(g => g.Key, g => g.ToList());
@@ -32,18 +33,18 @@ public sealed class TrainingText(FactCorpus corpus, string recipe)
     private string[]? _people;
 
     /// <summary>Share of <c>knowing</c> documents that are fictional biographies (when the corpus has people).</summary>
-    public double BiographyShare { get; init; } = DefaultBiographyShare;
+    public double BiographyShare { get; init; }
 
     /// <summary>
     /// Share of <c>knowing</c> documents that list a subject's objects right after it ("Nintendo Japan."), so the
     /// subject's last token itself must predict what the subject is, as it often must in natural text.
     /// </summary>
-    public double ListShare { get; init; } = DefaultListShare;
+    public double ListShare { get; init; }
 
     /// <summary>The next document: text that starts a sequence (<paramref name="first"/>) or follows another.</summary>
     public string Document(Random random, bool first)
     {
-        if (_recipe == "templates")
+        if (_kind == "templates")
             return Paragraph(Subjects[random.Next(Subjects.Length)], _bySubject, random, pronounShare: 0);
 
         var kind = random.NextDouble();

@@ -7,9 +7,9 @@ namespace Rome.Web.Services;
 /// Puts the fact a page is showing into the address bar (without navigating), so a reload or a shared link opens
 /// that fact rather than the one the page was opened with.
 /// </summary>
-public static class AddressBar
+public sealed class AddressBar(IJSRuntime js, NavigationManager nav)
 {
-    public static void Show(IJSRuntime js, NavigationManager nav, Dictionary<string, object?> query) =>
+    public void Show(Dictionary<string, object?> query) =>
         // Fire and forget: a closed tab or a prerender without a browser is not an error here.
         _ = js.InvokeVoidAsync("history.replaceState", null, "", nav.GetUriWithQueryParameters(query)).AsTask().ContinueWith(_ => { });
 }

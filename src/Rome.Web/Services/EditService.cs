@@ -3,21 +3,24 @@ using Rome.Model.Editing;
 
 namespace Rome.Web.Services;
 
+/// <summary>Prompts to check an edit with, one per line, and a hint when the model's facts have none.</summary>
+public sealed record EditSuggestions(string Paraphrases, string Neighbours, string? Hint);
+
 /// <summary>The Edit page's service: one ROME edit of the tab's model, measured before and after.</summary>
-public sealed class EditService(UserSession user, SessionJobs jobs)
+public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCache covariances, EditStackService stack)
 {
     public const string Label = "edit";
 
+    public SessionJobs Jobs => jobs;
+
     /// <summary>
-    /// Checks the request and the prompts, queues the edit (C estimated on first use, its progress reported as a
-    /// stage), applies it to the tab's edit stack and returns both views. Bad input is a <see cref="RomeException"/>.
+    /// Checks the prompts against the server's limits, queues the edit (C estimated on first use, its progress reported
+    /// as a stage), applies it to the tab's edit stack and returns both views. Bad input is a <see cref="RomeException"/>.
     /// </summary>
-    public Task<EditOutcome> EditAsync(EditRequest request, IReadOnlyList<string> paraphrases, IReadOnlyList<string> neighbours,
-                                       IProgress<EditUpdate>? progress = null, CancellationToken cancel = default)
+    public async Task<EditOutcome> EditAsync(EditRequest request, IReadOnlyList<string> paraphrases, IReadOnlyList<string> neighbours,
+                                             IProgress<EditUpdate>? progress = null, CancellationToken cancel = default)
     {
         var (host, lm) = (user.Host, user.Host.Require());
-        request.Validate();
-        lm.Tokenizer.FindSpan(request.Filled, request.Subject);
         var prompts = new List<(string Kind, string Text)> { ("prompt", request.Filled) };
         prompts.AddRange(paraphrases.Select(p => ("paraphrase", p)));
         prompts.AddRange(neighbours.Select(p => ("neighbour", p)));
@@ -27,12 +30,26 @@ public sealed class EditService(UserSession user, SessionJobs jobs)
         var session = user.Edits;
         if (session.Edits.Count >= host.Settings.MaxEditsPerTab)
             throw new RomeException($"This tab has {session.Edits.Count} edits, the most it may stack; undo or clear some first.");
-        return jobs.Run(Label, c =>
+        var outcome = await jobs.Run(Label, c =>
         {
             var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
-            var covariance = host.Covariance(hp, progress: progress is null ? null
+            var editor = new RomeEditor(lm, hp);
+            var covariance = covariances.ForEditor(lm, hp, progress: progress is null ? null
                 : new SyncProgress<double>(f => progress.Report(new EditStage($"Estimating the key statistics C for layer {hp.Layer} (once): {f:P0}"))), cancel: c);
-            return EditWorkflow.Run(session, new RomeEditor(lm, hp), request, prompts, covariance, progress, c);
+            return EditWorkflow.Run(session, editor, request, prompts, covariance, progress, c);
         }, cancel);
+        stack.NotifyChanged();
+        return outcome;
+    }
+
+    /// <summary>
+    /// Paraphrase and neighbourhood prompts for the fact, from the model's fact manifest; empty, with a hint, when the
+    /// manifest does not know the fact, so no prompt about another fact is ever suggested.
+    /// </summary>
+    public EditSuggestions Suggest(string prompt, string subject)
+    {
+        var (paraphrases, neighbours, fact) = user.Host.Facts is { } facts ? facts.EditSuggestions(prompt, subject) : ([], [], null);
+        return new EditSuggestions(string.Join("\n", paraphrases), string.Join("\n", neighbours),
+            fact is null ? "No suggestions: the model's facts do not include this one. Type your own checks." : null);
     }
 }

@@ -8,9 +8,13 @@ namespace Rome.Web.Services;
 public sealed record EvaluationStatus(Summary Row, int Done, int Total, double Fraction);
 
 /// <summary>The Evaluate page's service: CounterFact on the tab's model for the chosen methods, each case from the original model.</summary>
-public sealed class EvaluationService(UserSession user, SessionJobs jobs)
+public sealed class EvaluationService(UserSession user, SessionJobs jobs, CovarianceCache covariances)
 {
     public const string Label = "evaluate";
+
+    public SessionJobs Jobs => jobs;
+
+    public int MaxCases => user.Host.Settings.MaxEvalCases;
 
     /// <summary>Evaluates the first <paramref name="cases"/> cases with each method in turn; returns one summary per method.</summary>
     public Task<IReadOnlyList<Summary>> EvaluateAsync(int cases, IReadOnlyCollection<string> methods, IProgress<EvaluationStatus>? progress = null, CancellationToken cancel = default)
@@ -25,7 +29,7 @@ public sealed class EvaluationService(UserSession user, SessionJobs jobs)
         return jobs.Run<IReadOnlyList<Summary>>(Label, c =>
         {
             var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
-            var evaluator = new CounterFactEvaluator(lm, hp, ordered.Contains("rome") ? host.Covariance(hp, cancel: c) : null, generations: false);
+            var evaluator = new CounterFactEvaluator(lm, hp, ordered.Contains("rome") ? covariances.ForEditor(lm, hp, cancel: c) : null, generations: false);
             var summaries = new List<Summary>();
             for (int m = 0; m < ordered.Count; m++)
             {

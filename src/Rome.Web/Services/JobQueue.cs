@@ -24,8 +24,6 @@ public sealed class Job
 
     /// <summary>Completes when the job has run (or faulted, or was cancelled).</summary>
     public Task Completion => Done.Task;
-
-    public void CancelJob() => Cancel.Cancel();
 }
 
 /// <summary>

@@ -1,9 +1,7 @@
 using Rome.Model;
-using Rome.Model.Editing;
 using Rome.Model.Modeling;
 using Rome.Model.Tracing;
-using Rome.Model.Training;
-using TorchSharp;
+using Rome.Model.Facts;
 
 namespace Rome.Web.Services;
 
@@ -73,35 +71,8 @@ public sealed class ModelHost : IDisposable
 
     public LanguageModel Require() => Model ?? throw new RomeException(LoadError ?? "No model is loaded.");
 
-    private readonly Dictionary<(int Layer, int Tokens), torch.Tensor> _covariances = new();
-
-    /// <summary>
-    /// ROME's C for <paramref name="hp"/>'s layer over the model's own sentences, read from the disk cache (or computed)
-    /// when an edit first needs it and then kept here, shared by every session; null when <paramref name="hp"/> uses C = I.
-    /// </summary>
-    public Func<torch.Tensor>? Covariance(RomeHyperParameters hp, IProgress<double>? progress = null, CancellationToken cancel = default)
-    {
-        if (hp.Covariance == "identity") return null;
-        var key = (hp.Layer, hp.CovarianceTokens);
-        return () =>
-        {
-            lock (_covariances)
-            {
-                if (!_covariances.TryGetValue(key, out var c))
-                {
-                    // One corpus per model (its own sentences, or ParaRel's for a model trained elsewhere), so (layer, tokens) is the whole key.
-                    var lm = Require();
-                    var corpus = CovarianceStatistics.DefaultCorpus(lm, Settings.DataFolder).ToList();
-                    _covariances[key] = c = CovarianceStatistics.GetOrCompute(lm, hp.Layer, corpus, hp.CovarianceTokens, Settings.CacheFolder, progress, cancel).DetachFromDisposeScope();
-                }
-                return c;
-            }
-        };
-    }
-
     public void Dispose()
     {
-        foreach (var c in _covariances.Values) c.Dispose();
         if (_model.IsValueCreated) _model.Value?.Dispose();
     }
 }

@@ -24,13 +24,12 @@ public sealed class PreviewService(UserSession user, SessionJobs jobs)
         try
         {
             var lm = user.Host.Require();
-            var request = new EditRequest(prompt, subject, "x");
-            request.Validate();
+            var request = new EditRequest(prompt, subject, "x"); // the same checks of the prompt as an edit's
             var ids = lm.Encode(request.Filled);
             if (ids.Length > user.Host.Settings.MaxPromptTokens) text = "(the prompt is too long)";
             else
             {
-                var interventions = user.Edits.Interventions();
+                var interventions = user.ExistingEdits?.Interventions() ?? new();
                 var top = await jobs.Run(Label, _ => lm.Predict(ids, 5, interventions).Top, cancel);
                 text = $"\"{request.Filled}\" → " + string.Join(", ", top.Select(t => $"{t.Text.Trim()} {t.Probability:P0}"));
             }

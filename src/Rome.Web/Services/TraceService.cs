@@ -12,11 +12,26 @@ public sealed class TraceService(UserSession user, SessionJobs jobs)
 {
     public const string Label = "trace";
 
+    public SessionJobs Jobs => jobs;
+
+    /// <summary>How many edits the tab's model carries (a trace can include them).</summary>
+    public int EditCount => user.EditCount;
+
+    /// <summary>The tab's model's averaged trace kept beside it, if any.</summary>
+    public AveragedTraceFile? AveragedTrace => user.Host.AveragedTrace;
+
+    public int MaxSamples => user.Host.Settings.MaxTraceSamples;
+
+    /// <summary>The longest subject the model knows facts about that occurs in <paramref name="prompt"/>, if any.</summary>
+    public string? KnownSubjectIn(string prompt) =>
+        user.Host.Facts?.Facts.Select(f => f.Subject).Where(prompt.Contains).MaxBy(s => s.Length);
+
     /// <summary>
     /// Traces the tab's model (with copies of its edits when asked, whatever the tab does to its stack meanwhile),
-    /// streaming the grids' cells to <paramref name="progress"/>. Bad input is a <see cref="RomeException"/>.
+    /// collecting the grids into <paramref name="grids"/> and streaming each event to <paramref name="progress"/>.
+    /// Bad input is a <see cref="RomeException"/>, raised before anything is queued.
     /// </summary>
-    public async Task<TraceOutcome> TraceAsync(TraceInput input, IProgress<TraceEvent>? progress = null, CancellationToken cancel = default)
+    public async Task<TraceOutcome> TraceAsync(TraceInput input, TraceCollector? grids = null, IProgress<TraceEvent>? progress = null, CancellationToken cancel = default)
     {
         var (host, lm) = (user.Host, user.Host.Require());
         var settings = host.Settings;
@@ -34,7 +49,7 @@ public sealed class TraceService(UserSession user, SessionJobs jobs)
                 Prompt = input.Prompt, Subject = input.Subject, Kinds = input.Kinds, Samples = input.Samples, Edits = edits,
                 NoiseSource = NoiseLevel.Describe(input.Noise, lm),
             };
-            return await jobs.Run(Label, c => TraceWorkflow.Run(lm, request, noise, input.Sever, progress, c), cancel);
+            return await jobs.Run(Label, c => TraceWorkflow.Run(lm, request, noise, input.Sever, grids, progress, c), cancel);
         }
         finally { foreach (var edit in edits) edit.Dispose(); }
     }

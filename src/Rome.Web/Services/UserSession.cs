@@ -48,8 +48,11 @@ public sealed class UserSession : IDisposable
         }
     }
 
-    /// <summary>How many edits this tab has applied to its current model (0 before its first, without loading the model).</summary>
-    public int EditCount => _edits.TryGetValue(Host.Name, out var session) ? session.Edits.Count : 0;
+    /// <summary>This tab's edits on its current model if it has made any yet (null otherwise, without loading the model).</summary>
+    public EditSession? ExistingEdits => _edits.GetValueOrDefault(Host.Name);
+
+    /// <summary>How many edits this tab has applied to its current model.</summary>
+    public int EditCount => ExistingEdits?.Edits.Count ?? 0;
     /// <summary>Cancelled when this tab goes away; jobs are queued with it.</summary>
     public CancellationToken Closed => _closed.Token;
 

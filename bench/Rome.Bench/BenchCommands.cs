@@ -3,10 +3,15 @@ using Rome.Model;
 using Rome.Model.Modeling;
 using Rome.Model.Editing;
 using Rome.Model.Tracing;
+using Rome.Model.Training;
+using Rome.Cli;
+using Rome.Cli.Commands;
+using Rome.Tests;
 using static TorchSharp.torch;
 
-namespace Rome.Cli.Commands;
+namespace Rome.Bench;
 
+/// <summary>Speed figures of the library (not tests: timings belong here). See README "Benchmarks".</summary>
 internal static class BenchCommands
 {
     public static int Run(CliArgs a, CancellationToken cancel)
@@ -81,7 +86,7 @@ internal static class BenchCommands
         if (!RandomShapes.TryGetValue(shape, out var config))
             throw new RomeException($"Unknown shape '{shape}' ({string.Join(", ", RandomShapes.Keys)}).");
         var model = new DecoderModel(config);
-        model.InitializeWeights(0);
+        Trainer.InitializeWeights(model, 0);
         model.eval();
         foreach (var p in model.parameters()) p.requires_grad = false;
         return new LanguageModel(model, TextTokenizer.Gpt2(), shape + "-random", "random");
@@ -118,7 +123,7 @@ internal static class BenchCommands
                 double? naiveSeconds = null, maxDiff = null;
                 if (naiveToo)
                 {
-                    var (naive, seconds) = Best(repeats, () => TraceResult.Collect(trace.RunNaive(request, noise, cancel)));
+                    var (naive, seconds) = Best(repeats, () => NaiveTrace.Run(lm, request, noise, cancel));
                     naiveSeconds = seconds;
                     maxDiff = fast.Scores[kind].Zip(naive.Scores[kind]).SelectMany(p => p.First.Zip(p.Second, (x, y) => Math.Abs(x - y))).Max();
                 }
@@ -170,13 +175,13 @@ internal static class BenchCommands
             var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
             using var c = CovarianceStatistics.Compute(lm, hp.Layer, corpus, lm == bundled ? hp.CovarianceTokens : 20_000, cancel: cancel);
             var editor = new RomeEditor(lm, hp);
-            using (editor.Compute(request, () => c, cancel: cancel)) { } // warm-up
+            using (editor.Compute(request, c, cancel: cancel)) { } // warm-up
             var times = new List<double>();
             var steps = 0;
             for (int i = 0; i < repeats; i++)
             {
                 var clock = Stopwatch.StartNew();
-                using var edit = editor.Compute(request, () => c, cancel: cancel);
+                using var edit = editor.Compute(request, c, cancel: cancel);
                 times.Add(clock.Elapsed.TotalSeconds);
                 steps = edit.Updates;
             }

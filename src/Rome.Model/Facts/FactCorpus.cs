@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Rome.Model.Training;
+namespace Rome.Model.Facts;
 
 /// <summary>One (subject, relation, object) triple, e.g. (France, P36, Paris).</summary>
 public sealed record Fact(string Subject, string Relation, string Object);
@@ -69,9 +69,10 @@ public sealed class FactCorpus
     /// Chooses about <paramref name="perRelation"/> facts for each relation that has at least two templates
     /// ending in [Y]. Subjects GPT-2 XL knows (known_1000.json, when present) and subjects with facts in several
     /// relations come first, so a class recognises them and generation can chain facts. Subjects with two
-    /// objects for one relation are skipped. A third of each relation's [Y]-final templates is held out.
+    /// objects for one relation are skipped. A third of each relation's [Y]-final templates is held out. With
+    /// <paramref name="people"/> above zero, that many fictional people are added (<see cref="MakePeople"/>).
     /// </summary>
-    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234, int people = 0, int namePool = 0, bool namesFromSubjects = false, int nameParts = 2)
+    public static FactCorpus Build(string dataFolder, int perRelation = 80, int seed = 1234, int people = 0)
     {
         var pararel = Path.Combine(dataFolder, "pararel");
         var factsDir = Path.Combine(pararel, "facts");
@@ -118,35 +119,22 @@ public sealed class FactCorpus
             var heldOut = final.Take(Math.Max(1, final.Count / 3)).ToArray();
             relations.Add(new RelationTemplates(relation, templates[relation].Except(heldOut).ToArray(), heldOut));
         }
-        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen, People = MakePeople(all, chosen, relations, people, namePool, namesFromSubjects, nameParts, random) };
+        return new FactCorpus { Seed = seed, Relations = relations, Facts = chosen, People = MakePeople(all, chosen, relations, people, random) };
     }
 
     /// <summary>
-    /// <paramref name="count"/> fictional people: a first and a last name from different ParaRel people, and 3-5
-    /// attributes of <see cref="PersonRelations"/> (those with a template that starts with the subject, so later
-    /// sentences can say "He ..."), each a uniformly drawn object of that relation among the chosen facts.
-    /// A <paramref name="namePool"/> above zero draws first and last names from that many of each, so every first and
-    /// every last name is shared by several people and only the whole name tells who is meant.
-    /// <paramref name="namesFromSubjects"/> instead takes the first and last words of the chosen (real) subjects of
-    /// two or more words, so a real subject's first word, or its last, also names fictional people with other
-    /// attributes: only the whole name keys a real fact too. <paramref name="nameParts"/> above 2 adds given names
-    /// (drawn like first names), so a name takes more pieces to tell apart.
+    /// <paramref name="count"/> fictional people, each named with the first and last words of two chosen real subjects
+    /// ("Nicholas Brahe"), so a real subject's first word, or its last, also names people with other attributes and only
+    /// the whole name keys a fact; each has 3-5 attributes of <see cref="PersonRelations"/> (those with a template that
+    /// starts with the subject, so later sentences can say "He ..."), each a uniformly drawn object of that relation
+    /// among the chosen facts.
     /// </summary>
-    private static List<Fact> MakePeople(Dictionary<string, List<Fact>> all, List<Fact> chosen, List<RelationTemplates> relations, int count, int namePool, bool namesFromSubjects, int nameParts, Random random)
+    private static List<Fact> MakePeople(Dictionary<string, List<Fact>> all, List<Fact> chosen, List<RelationTemplates> relations, int count, Random random)
     {
         if (count == 0) return [];
-        var names = namesFromSubjects
-            ? chosen.Select(f => f.Subject.Split(' ')).Where(w => w.Length >= 2).Select(w => new[] { w[0], w[^1] }).ToList()
-            : all.Where(r => PersonRelations.Contains(r.Key)).SelectMany(r => r.Value).Select(f => f.Subject.Split(' '))
-                .Where(w => w.Length == 2 && w.All(x => x.Length > 1 && char.IsAsciiLetterUpper(x[0]) && x.All(char.IsAsciiLetter))).ToList();
+        var names = chosen.Select(f => f.Subject.Split(' ')).Where(w => w.Length >= 2).ToList();
         var first = names.Select(n => n[0]).Distinct().Order(StringComparer.Ordinal).ToArray();
-        var last = names.Select(n => n[1]).Distinct().Order(StringComparer.Ordinal).ToArray();
-        if (namePool > 0)
-        {
-            if (namePool * namePool < 2 * count) throw new RomeException($"A name pool of {namePool} is too small for {count} people.");
-            first = first.OrderBy(_ => random.Next()).Take(namePool).ToArray();
-            last = last.OrderBy(_ => random.Next()).Take(namePool).ToArray();
-        }
+        var last = names.Select(n => n[^1]).Distinct().Order(StringComparer.Ordinal).ToArray();
         var taken = all.Values.SelectMany(f => f).Select(f => f.Subject).ToHashSet();
         var attributes = relations.Where(r => PersonRelations.Contains(r.Relation) && r.Trained.Any(t => t.StartsWith("[X]")))
             .Select(r => (r.Relation, Objects: chosen.Where(f => f.Relation == r.Relation).Select(f => f.Object).Distinct().Order(StringComparer.Ordinal).ToArray()))
@@ -154,8 +142,7 @@ public sealed class FactCorpus
         var people = new List<Fact>();
         for (int named = 0; named < count;)
         {
-            var given = Enumerable.Range(0, nameParts - 1).Select(_ => first[random.Next(first.Length)]).ToList();
-            var name = $"{string.Join(" ", given)} {last[random.Next(last.Length)]}";
+            var name = $"{first[random.Next(first.Length)]} {last[random.Next(last.Length)]}";
             if (!taken.Add(name)) continue;
             named++;
             foreach (var (relation, objects) in attributes.OrderBy(_ => random.Next()).Take(random.Next(3, Math.Min(5, attributes.Length) + 1)))
@@ -175,7 +162,7 @@ public sealed class FactCorpus
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     public void Save(string path) =>
-        Modeling.Checkpoint.WriteAtomically(path, temp => File.WriteAllText(temp, JsonSerializer.Serialize(this, JsonOptions)));
+        AtomicFile.WriteText(path, JsonSerializer.Serialize(this, JsonOptions));
 
     public static FactCorpus Load(string path)
     {

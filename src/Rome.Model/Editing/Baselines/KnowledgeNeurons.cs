@@ -1,8 +1,7 @@
-using Rome.Model.Editing;
 using Rome.Model.Modeling;
 using static TorchSharp.torch;
 
-namespace Rome.Model.Evaluation.Baselines;
+namespace Rome.Model.Editing.Baselines;
 
 /// <summary>Settings of the knowledge-neurons baseline (the original's names in brackets; defaults are the paper's for GPT-2 XL).</summary>
 public sealed record KnowledgeNeuronsHyperParameters
@@ -71,7 +70,6 @@ public static class KnowledgeNeurons
         LanguageModel lm, EditRequest request, IReadOnlyList<string> contextTemplates, KnowledgeNeuronsHyperParameters hp,
         CancellationToken cancel = default)
     {
-        request.Validate();
         if (string.IsNullOrWhiteSpace(request.OldTarget)) throw new RomeException("Knowledge neurons need the true object, to attribute it.");
         int TokenOf(string word) => lm.Tokenizer.Encode(" " + word.Trim())[0];
         var trueToken = TokenOf(request.OldTarget);

@@ -1,9 +1,8 @@
-using Rome.Model.Editing;
 using Rome.Model.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Rome.Model.Evaluation.Baselines;
+namespace Rome.Model.Editing.Baselines;
 
 /// <summary>Settings of the fine-tuning baselines (the original ft_main.py's names in brackets).</summary>
 public sealed record FineTuneHyperParameters
@@ -29,8 +28,7 @@ public static class FineTune
 {
     public static DenseOverlay Compute(LanguageModel lm, EditRequest request, FineTuneHyperParameters hp, CancellationToken cancel = default)
     {
-        request.Validate();
-        lm.Model.EnsureHasMlp(hp.Layer, "fine-tuning");
+        EditableLayer.Require(lm, hp.Layer, "fine-tuning");
         var module = $"h.{hp.Layer}.mlp.c_proj";
         var weight = lm.Model.Linear(module).Weight;
         var prompt = lm.Encode(request.Filled);

@@ -1,7 +1,7 @@
 using Rome.Model.Modeling;
 using static TorchSharp.torch;
 
-namespace Rome.Model.Training;
+namespace Rome.Model.Facts;
 
 public sealed record RecallScore(string Name, int Correct, int Total)
 {
