@@ -9,29 +9,24 @@ using Rome.Web.Services;
 namespace Rome.Web.Tests;
 
 /// <summary>Components rendered by bUnit against the real bundled model (no browser).</summary>
-public class ComponentTests : IAsyncLifetime
+public class ComponentTests : IClassFixture<LibraryFixture>, IAsyncLifetime
 {
     private readonly BunitContext _ctx = new();
-    private ModelLibrary? _library;
+    private readonly ModelLibrary _library;
 
-    public Task InitializeAsync()
+    public ComponentTests(LibraryFixture fixture)
     {
-        var root = Path.GetDirectoryName(RomeSettings.FindUpwards(AppContext.BaseDirectory))!;
-        var settings = RomeSettings.FromFile(Path.Combine(root, "appsettings.json"));
-        _library = new ModelLibrary(settings, NullLogger<ModelHost>.Instance);
-        _ctx.Services.AddSingleton(settings);
+        _library = fixture.Library;
+        _ctx.Services.AddSingleton(fixture.Settings);
         _ctx.Services.AddSingleton(_library);
         _ctx.Services.AddScoped<UserSession>();
         _ctx.Services.AddMudServices();
         _ctx.JSInterop.Mode = JSRuntimeMode.Loose;
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
-    {
-        await _ctx.DisposeAsync();
-        _library?.Dispose();
-    }
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync() => await _ctx.DisposeAsync();
 
     [Fact]
     public void HomeNamesTheModelAndOffersKnownFactsAsStartingPoints()
@@ -57,7 +52,7 @@ public class ComponentTests : IAsyncLifetime
     [Fact]
     public void EachModelKeepsItsOwnEditStackInATab()
     {
-        using var user = new UserSession(_library!);
+        using var user = new UserSession(_library);
         Assert.Equal(["rome-knowing", "rome-tiny"], user.Models.Select(m => m.Name).Take(2));
         var knowing = user.Edits;
         Assert.Same(knowing.Model, user.Host.Require());

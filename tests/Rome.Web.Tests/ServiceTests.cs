@@ -8,7 +8,7 @@ namespace Rome.Web.Tests;
 
 /// <summary>The services the pages await, called as a page calls them, against the bundled model (no browser).</summary>
 [Trait("Speed", "Slow")] // traces and edits the bundled model through the job queue
-public sealed class ServiceTests : IAsyncLifetime
+public sealed class ServiceTests(LibraryFixture fixture) : IClassFixture<LibraryFixture>, IAsyncLifetime
 {
     private RomeSettings _settings = null!;
     private ModelLibrary _library = null!;
@@ -20,9 +20,7 @@ public sealed class ServiceTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var root = Path.GetDirectoryName(RomeSettings.FindUpwards(AppContext.BaseDirectory))!;
-        _settings = RomeSettings.FromFile(Path.Combine(root, "appsettings.json"));
-        _library = new ModelLibrary(_settings, NullLogger<ModelHost>.Instance);
+        (_settings, _library) = (fixture.Settings, fixture.Library);
         _queue = new JobQueue(_settings, NullLogger<JobQueue>.Instance);
         await _queue.StartAsync(CancellationToken.None);
         _user = new UserSession(_library);
@@ -35,7 +33,6 @@ public sealed class ServiceTests : IAsyncLifetime
         _user.Dispose();
         _covariances.Dispose();
         await _queue.StopAsync(CancellationToken.None);
-        _library.Dispose();
     }
 
     [Fact]

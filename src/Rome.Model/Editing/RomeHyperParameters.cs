@@ -85,5 +85,4 @@ public sealed record RomeHyperParameters
         };
     }
 
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
 }

@@ -183,19 +183,6 @@ public sealed class DecoderModel : nn.Module
     private static nn.Module<Tensor, Tensor> Norm(ModelConfig c) =>
         c.RmsNorm ? new RmsNorm(c.Embd, c.NormEpsilon) : nn.LayerNorm(c.Embd, c.NormEpsilon);
 
-    /// <summary>The unembedding's own weight (an untied head) and bias (GPT-J).</summary>
-    private sealed class LmHead : nn.Module
-    {
-        internal readonly Parameter? weight, bias;
-
-        public LmHead(ModelConfig c) : base("lm_head")
-        {
-            if (!c.TiedEmbeddings) weight = nn.Parameter(empty(c.VocabSize, c.Embd));
-            if (c.HeadBias) bias = nn.Parameter(zeros(c.VocabSize));
-            RegisterComponents();
-        }
-    }
-
     /// <summary>x + attn(ln_1(x)) + mlp(ln_2(...)): sequential (GPT-2, Llama), or both reading x (parallel: GPT-J, NeoX).</summary>
     private sealed class Block : nn.Module
     {

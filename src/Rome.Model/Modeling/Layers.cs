@@ -55,3 +55,16 @@ public sealed class Conv1D : nn.Module
         return y;
     }
 }
+
+/// <summary>The unembedding's own weight (an untied head) and bias (GPT-J).</summary>
+public sealed class LmHead : nn.Module
+{
+    internal readonly Parameter? weight, bias;
+
+    public LmHead(ModelConfig c) : base("lm_head")
+    {
+        if (!c.TiedEmbeddings) weight = nn.Parameter(empty(c.VocabSize, c.Embd));
+        if (c.HeadBias) bias = nn.Parameter(zeros(c.VocabSize));
+        RegisterComponents();
+    }
+}

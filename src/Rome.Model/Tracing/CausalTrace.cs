@@ -212,7 +212,6 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
         private readonly IReadOnlyList<WeightOverlay> _edits = [];
         private readonly Dictionary<(TraceKind, int), Tensor> _joinStates = new();
         public TraceSetup Setup { get; }
-        public Tensor Ids { get; }
         /// <summary>The clean run's activations ([1, tokens, width]) at every block's Resid, Mlp and Attn.</summary>
         public ActivationCache Clean { get; }
         /// <summary>The corrupted runs' activations ([samples, tokens, width]) at Embed and every block's Resid, Mlp and Attn.</summary>
@@ -226,19 +225,19 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
             using var noGrad = no_grad();
             _span = span;
             _lm = lm;
-            Ids = lm.Ids(ids);
+            var input = lm.Ids(ids);
             using var generator = new TorchSharp.torch.Generator((ulong)request.Seed, lm.Device);
             _noise = (randn([request.Samples, span.Length, lm.Config.Embd], generator: generator, device: lm.Device) * noise).to(lm.Model.TokenEmbedding.dtype);
 
             var points = Enumerable.Range(0, lm.Layers).SelectMany(l => new[] { HookPoint.Resid(l), HookPoint.Mlp(l), HookPoint.Attn(l) }).ToList();
             _edits = request.Edits;
-            var (cleanLogits, clean) = lm.Model.RunWithLogits(Ids, points, Edited(), lastOnly: true);
+            var (cleanLogits, clean) = lm.Model.RunWithLogits(input, points, Edited(), lastOnly: true);
             Clean = clean;
             var cleanProbs = cleanLogits[0, -1].softmax(-1);
             var answer = (int)cleanProbs.argmax().item<long>();
 
             Cache = new KvCache(lm.Layers);
-            var (corruptLogits, corrupted) = lm.Model.RunWithLogits(Ids.expand(request.Samples, -1), points.Prepend(HookPoint.Embed), Corrupting(), Cache, lastOnly: true);
+            var (corruptLogits, corrupted) = lm.Model.RunWithLogits(input.expand(request.Samples, -1), points.Prepend(HookPoint.Embed), Corrupting(), Cache, lastOnly: true);
             Corrupted = corrupted;
             var low = corruptLogits[.., -1].softmax(-1)[.., answer].mean().item<float>();
 
@@ -251,7 +250,7 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
             // Keep what the cells need beyond this constructor; the scope frees every intermediate. (No scope
             // stays open across the trace's yields: it would capture the consumer's tensors.)
             foreach (var t in Clean.Values.Concat(Corrupted.Values)) t.DetachFromDisposeScope();
-            foreach (var t in new[] { _noise, Ids }) _owned.Add(t.DetachFromDisposeScope());
+            _owned.Add(_noise.DetachFromDisposeScope());
         }
 
         /// <summary>New interventions that carry the traced model's edits.</summary>

@@ -26,6 +26,10 @@ public sealed class TraceService(UserSession user, SessionJobs jobs)
     public string? KnownSubjectIn(string prompt) =>
         user.Host.Facts?.Facts.Select(f => f.Subject).Where(prompt.Contains).MaxBy(s => s.Length);
 
+    /// <summary>A finished trace's grids as a CSV download link (a data URI).</summary>
+    public static string CsvLink(TraceResult result) =>
+        "data:text/csv;base64," + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(result.ToCsv()));
+
     /// <summary>
     /// Traces the tab's model (with copies of its edits when asked, whatever the tab does to its stack meanwhile),
     /// collecting the grids into <paramref name="grids"/> and streaming each event to <paramref name="progress"/>.
