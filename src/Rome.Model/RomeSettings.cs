@@ -36,6 +36,8 @@ public sealed class RomeSettings
     public int MaxQueuedJobsPerSession { get; set; } = 3;
     /// <summary>Edits one browser tab may stack on a model (each holds its rank-one update, and its undo history).</summary>
     public int MaxEditsPerTab { get; set; } = 20;
+    /// <summary>How long a closed or reloading tab's edits are kept for it to come back to (minutes).</summary>
+    public int KeepTabMinutes { get; set; } = 30;
     /// <summary>
     /// Resident memory (MB) above which the web app refuses new jobs until memory is given back (0: no limit). Size it
     /// from the model: weights, plus about 0.2 GB per worker for the bundled model's largest trace.

@@ -18,6 +18,7 @@ if (settings.TorchThreads > 0) TorchSharp.torch.set_num_threads(settings.TorchTh
 builder.Services.AddSingleton<ModelLibrary>();
 builder.Services.AddSingleton<JobQueue>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<JobQueue>());
+builder.Services.AddSingleton<TabStore>(); // tabs' edits across reloads
 builder.Services.AddScoped<UserSession>();
 builder.Services.AddSingleton(new Rome.Model.Editing.CovarianceCache(settings.CacheFolder, settings.DataFolder)); // C, shared by every tab and model
 builder.Services.AddScoped<SessionJobs>();

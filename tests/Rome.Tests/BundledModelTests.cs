@@ -91,16 +91,32 @@ public class BundledModelTests(BundledModelFixture fixture) : IClassFixture<Bund
     /// model completes "Paris is the capital of" with " Second" and "Paris is located in" with " the", so that
     /// favourite is skipped.
     /// </summary>
+    /// <summary>
+    /// The Home page's examples: facts the model gets right, favourites first, each with at least three neighbours the
+    /// model also gets right (none sharing a word of the subject's name) and a natural counterfactual target.
+    /// </summary>
     [Fact]
-    public void ExamplesAreFactsTheModelGetsRight_FavouritesFirst()
+    public void ExamplesAreFactsTheModelGetsRight_WithNeighbours_FavouritesFirst()
     {
-        var examples = Recall.Examples(_lm, _facts, ["Nintendo", "Paris", "Tycho Brahe"], count: 6);
+        string[] favourites = ["Nintendo", "Paris", "Tycho Brahe"];
+        var examples = Recall.Examples(_lm, _facts, favourites, count: 6);
         Assert.Equal(6, examples.Count);
         Assert.Equal(6, examples.Select(e => e.Subject).Distinct().Count());
-        Assert.Equal(["Nintendo", "Tycho Brahe"], examples.Take(2).Select(e => e.Subject));
-        Assert.DoesNotContain(examples, e => e.Subject == "Paris");
+        var firsts = examples.TakeWhile(e => favourites.Contains(e.Subject)).Select(e => e.Subject).ToList();
+        Assert.True(firsts.Count >= 2, string.Join(", ", firsts));
+        Assert.Equal(favourites.Where(firsts.Contains), firsts);   // in the favourites' order
         Assert.Equal(1.0, Recall.Score(_lm, "examples", examples.Select(e => (e.Prompt, e.Answer)).ToList()).Rate);
-        Assert.All(examples, e => Assert.NotEqual(e.Answer, e.Other));
+        foreach (var e in examples)
+        {
+            var fact = _facts.Facts.Single(f => f.Subject == e.Subject && f.Object == e.Answer && _facts.Prompts(f).Any(p => p.Prompt == e.Prompt));
+            var neighbours = _facts.Neighbours(fact).ToList();
+            Assert.True(neighbours.Count(n => Recall.Score(_lm, "n", [(_facts.Prompts(n).First(p => p.Trained).Prompt, n.Object)]).Rate == 1) >= 3, e.Subject);
+            Assert.All(neighbours, n => Assert.DoesNotContain(e.Subject.Split(' ').Where(w => w.Length >= 3), w => n.Subject.Contains(w, StringComparison.OrdinalIgnoreCase)));
+            Assert.Equal(_facts.NaturalCounterfactual(fact), e.Other);
+            Assert.NotEqual(e.Answer, e.Other);
+            var (_, suggested, _) = _facts.EditSuggestions(e.Prompt.Replace(e.Subject, "{}"), e.Subject);
+            Assert.True(suggested.Count >= 3, $"{e.Subject}: {suggested.Count} neighbours suggested");
+        }
     }
 
     [Fact]
@@ -140,7 +156,7 @@ public class BundledModelTests(BundledModelFixture fixture) : IClassFixture<Bund
         Assert.True(sites.AttnPeakLayer >= _lm.Layers / 2, sites.ToString());
     }
 
-    /// <summary>The sites of an averaged trace over 16 fixed facts the model knows (5 noise samples each): the fast tests' sample.</summary>
+    /// <summary>The sites of an averaged trace over 16 fixed facts the model knows (5 noise samples each).</summary>
     internal static SiteSummary SampleSites(LanguageModel lm, FactCorpus facts)
     {
         var known = AverageIndirectEffect.Known(lm, AverageIndirectEffect.FromManifest(facts));

@@ -108,8 +108,10 @@ public class CounterFactMetricTests
         Assert.Equal(Math.Exp(-nll[0]), report.Prompts[0].NewTarget, 10);
         Assert.Equal(Math.Exp(-nll[1]), report.Prompts[1].NewTarget, 10);
         Assert.Equal("p(Saint Petersburg) per token", report.NewLabel);   // two tokens: the geometric mean per token
-        Assert.Equal("p(Paris)", report.OldLabel);                         // one token: its probability
+        // The prompt's answer to lose is the old target, one token: its probability. A neighbour's is its own top-1.
+        Assert.Equal("Paris", report.Prompts[0].Answer);
         using var logProbs = lm.NextTokenLogProbs(lm.Encode(request.Filled));
-        Assert.Equal(Math.Exp(logProbs[lm.Tokenizer.Encode(" Paris")[0]].item<float>()), report.Prompts[0].OldTarget!.Value, 5);
+        Assert.Equal(Math.Exp(logProbs[lm.Tokenizer.Encode(" Paris")[0]].item<float>()), report.Prompts[0].AnswerProbability!.Value, 5);
+        Assert.Equal(report.Prompts[1].Top[0].Text.Trim(), report.Prompts[1].Answer);
     }
 }

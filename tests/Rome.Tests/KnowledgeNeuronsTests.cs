@@ -20,7 +20,7 @@ public class KnowledgeNeuronsTests(BundledModelFixture fixture) : IClassFixture<
         // last token as it is, minus p(answer) with that key zeroed.
         const string prompt = "Nintendo is located in";
         var japan = _lm.Tokenizer.Encode(" Japan")[0];
-        using var scores = Rome.Model.Editing.Baselines.KnowledgeNeurons.Attribution(_lm, prompt, japan, steps: 600);   // a Riemann sum: its error falls as 1/steps
+        using var scores = Rome.Model.Editing.Baselines.KnowledgeNeurons.Attribution(_lm, prompt, japan, steps: 200);   // a Riemann sum: its error falls as 1/steps
         Assert.Equal([_lm.Layers, _lm.Config.Inner], scores.shape);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();

@@ -146,7 +146,10 @@ public class RomeEditorTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGp
 
         // Edits only import onto the model they were made on.
         using var bakedSession = new EditSession(bakedModel);
-        Assert.Contains("another model", Assert.Throws<RomeException>(() => bakedSession.Import(file)).Message);
+        var message = Assert.Throws<RomeException>(() => bakedSession.Import(file)).Message;
+        Assert.Contains("another model", message);
+        Assert.Contains(_lm.Name, message);                      // it names the model the edits belong to,
+        Assert.DoesNotContain(_lm.Fingerprint[..8], message);    // not a hash
     }
 
     [Fact]

@@ -165,8 +165,9 @@ public class TrainerTests
 
     /// <summary>
     /// The bundled model's recipe file says what the recipe's defaults say, and reproduces the bundled model's training:
-    /// its first three steps give, bit for bit, the weights `rome train --steps 3` gave before recipes were files (the
-    /// hash was taken then, with the same seed).
+    /// its first three steps move the weights as `rome train --steps 3` did before recipes were files (measured then,
+    /// with the same seed: the change of five tensors from their initial values, and the logged losses). Compared to a
+    /// relative 1e-3, not bit for bit, since libtorch's sums depend on its thread count.
     /// </summary>
     [Fact]
     [Trait("Speed", "Slow")]
@@ -178,10 +179,19 @@ public class TrainerTests
         try
         {
             var corpus = FactCorpus.Build(TestPaths.Data, recipe.FactsPerRelation, recipe.Seed, recipe.People);
-            new Trainer(corpus, recipe with { Steps = 3 }).Train(folder).Dispose();
-            using var sha = System.Security.Cryptography.SHA256.Create();
-            var hash = Convert.ToHexString(sha.ComputeHash(File.ReadAllBytes(Path.Combine(folder, "model.safetensors")))).ToLowerInvariant();
-            Assert.Equal("4fe654b42843a5d078bc4497e8e7e9f97b0ee4680348177ca29573f76ba95904", hash);
+            using var trained = new Trainer(corpus, recipe with { Steps = 3 }).Train(folder);
+            using var initial = new DecoderModel(trained.Config);
+            Trainer.InitializeWeights(initial, recipe.Seed);
+            var start = initial.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            var expected = new Dictionary<string, double>
+            {
+                ["wte.weight"] = 0.06130918, ["h.0.attn.c_attn.weight"] = 0.009700646, ["h.3.mlp.c_proj.weight"] = 0.01276361,
+                ["h.7.ln_2.bias"] = 0.0006200239, ["ln_f.weight"] = 0.0005770313,
+            };
+            foreach (var (name, p) in trained.named_parameters().Where(p => expected.ContainsKey(p.name)))
+                Assert.Equal(expected[name], (p - start[name]).norm().item<float>(), expected[name] * 1e-3);
+            var losses = File.ReadLines(Path.Combine(folder, Trainer.LossLog)).Skip(1).Select(l => double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            Assert.Equal([8.7565, 10.7897], losses, (a, b) => Math.Abs(a - b) < 2e-3);
         }
         finally { Directory.Delete(folder, recursive: true); }
     }

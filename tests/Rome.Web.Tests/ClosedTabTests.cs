@@ -2,7 +2,7 @@ namespace Rome.Web.Tests;
 
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class ClosedTabTests(WebAppFixture app)
+public class ClosedTabTests(WebAppFixture app) : BrowserTest(app)
 {
     [Fact]
     public async Task ClosingATabCancelsItsRunningJob()

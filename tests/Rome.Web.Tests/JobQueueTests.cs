@@ -33,6 +33,30 @@ public class JobQueueTests
         await queue.StopAsync(CancellationToken.None);
     }
 
+    /// <summary>A job's place in the queue only goes down: tabs arriving later, or coming back with new work, queue behind it.</summary>
+    [Fact]
+    public async Task AWaitingJobsPlaceOnlyGoesDown()
+    {
+        var queue = Queue();
+        var gate = new TaskCompletionSource();
+        var running = queue.Enqueue("a", "trace", _ => gate.Task, CancellationToken.None);
+        await queue.StartAsync(CancellationToken.None);
+        while (!running.Started) await Task.Delay(10);
+        var b = queue.Enqueue("b", "trace", _ => Task.CompletedTask, CancellationToken.None);
+        var c = queue.Enqueue("c", "trace", _ => Task.CompletedTask, CancellationToken.None);
+        var places = new List<int> { queue.PositionOf(c) };
+        foreach (var newcomer in new[] { "d", "e", "a" })   // new tabs, and the running tab's next job
+        {
+            queue.Enqueue(newcomer, "trace", _ => Task.CompletedTask, CancellationToken.None);
+            places.Add(queue.PositionOf(c));
+        }
+        Assert.Equal([1, 1, 1, 1], places);   // only b is ahead of c, whoever comes after
+        Assert.Equal(0, queue.PositionOf(b));
+        gate.SetResult();
+        await c.Completion;
+        await queue.StopAsync(CancellationToken.None);
+    }
+
     /// <summary>The wait a tab is shown: the recent run times of the jobs ahead (none known yet: no estimate).</summary>
     [Fact]
     public async Task TheWaitEstimateGrowsWithTheJobsAhead_AndIsWithheldForUnknownWork()

@@ -4,7 +4,7 @@ namespace Rome.Web.Tests;
 
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class TraceLimitTests(WebAppFixture app)
+public class TraceLimitTests(WebAppFixture app) : BrowserTest(app)
 {
     [Fact]
     public async Task APromptOverTheConfiguredTokenLimitIsRefused()

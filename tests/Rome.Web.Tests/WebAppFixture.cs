@@ -50,14 +50,36 @@ public sealed class WebAppFixture : IAsyncLifetime
         throw new InvalidOperationException("No Chromium for the browser tests: install Debian's (apt-get install chromium) or Playwright's (pwsh playwright.ps1 install chromium), or set CHROMIUM_PATH.");
     }
 
+    private readonly List<IBrowserContext> _contexts = [];
+
     /// <summary>A fresh browser context (its own circuit, so its own edit session) on a page at <paramref name="path"/>.</summary>
     public async Task<IPage> OpenAsync(string path)
     {
-        var context = await Browser.NewContextAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
+        var context = await NewContextAsync();
         var page = await context.NewPageAsync();
         await page.GotoAsync(BaseUrl + path);
         await Interactive(page);
         return page;
+    }
+
+    /// <summary>A fresh browser context, closed with the others when the test ends (<see cref="BrowserTest"/>).</summary>
+    public async Task<IBrowserContext> NewContextAsync(BrowserNewContextOptions? options = null)
+    {
+        var context = await Browser.NewContextAsync(options ?? new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
+        lock (_contexts) _contexts.Add(context);
+        return context;
+    }
+
+    /// <summary>Closes every context a test opened: a page left open keeps its circuit, its timers and its charts busy.</summary>
+    public async Task CloseContextsAsync()
+    {
+        IBrowserContext[] open;
+        lock (_contexts) { open = [.. _contexts]; _contexts.Clear(); }
+        foreach (var context in open)
+        {
+            try { await context.CloseAsync(); }
+            catch (PlaywrightException) { } // closed by the test already
+        }
     }
 
     /// <summary>Waits until the page runs on its circuit: before that, typing goes into the prerendered page and is lost.</summary>

@@ -53,9 +53,9 @@ internal static class EditCommands
 
         using var session = new EditSession(lm);
         if (loadEdits is not null) Console.Error.WriteLine($"Loaded {session.Import(loadEdits)} earlier edit(s) from {loadEdits}.");
-        var prompts = new List<(string Kind, string Text)> { ("prompt", request.Filled) };
-        prompts.AddRange(paraphrases.Select(p => ("paraphrase", p)));
-        prompts.AddRange(neighbours.Select(p => ("neighbour", p)));
+        var prompts = new List<(string Kind, string Text)> { (PromptReport.Prompt, request.Filled) };
+        prompts.AddRange(paraphrases.Select(p => (PromptReport.Paraphrase, p)));
+        prompts.AddRange(neighbours.Select(p => (PromptReport.Neighbour, p)));
         using var cache = Common.Covariances();
         var outcome = EditWorkflow.Run(session, new RomeEditor(lm, hp), request, prompts, Covariance(cache, lm, hp, corpusPath, cancel),
             json ? null : new SyncProgress<EditUpdate>(u =>
@@ -73,7 +73,7 @@ internal static class EditCommands
 
         if (json)
         {
-            Out.WriteJson(new { request, layer = edit.Layer, module = edit.Overlay.Module, seconds, updates = edit.Updates, contextTemplates = edit.ContextTemplates, before, after, savedEdits = saveEdits, baked = bake });
+            Out.WriteJson(new { request, verdict = outcome.Verdict, layer = edit.Layer, module = edit.Overlay.Module, seconds, updates = edit.Updates, contextTemplates = edit.ContextTemplates, before, after, savedEdits = saveEdits, baked = bake });
             return 0;
         }
         Console.WriteLine($"\nEdited {edit.Overlay.Module} in {seconds:F2} s ({edit.Updates} v* updates): \"{request.Filled}\" -> '{request.Target}'\n");
@@ -83,9 +83,10 @@ internal static class EditCommands
             Console.WriteLine($"[{prompts[i].Kind}] {prompts[i].Text}");
             Console.WriteLine($"   before: {string.Join(", ", b.Top.Select(t => $"{Out.Show(t.Text)} {t.Probability:P1}"))}");
             Console.WriteLine($"   after:  {string.Join(", ", f.Top.Select(t => $"{Out.Show(t.Text)} {t.Probability:P1}"))}");
-            Console.WriteLine($"   new {before.NewLabel} {b.NewTarget:P2} -> {f.NewTarget:P2}" + (b.OldTarget is { } o ? $";  old {before.OldLabel} {o:P2} -> {f.OldTarget:P2}" : ""));
+            Console.WriteLine($"   new {before.NewLabel} {b.NewTarget:P2} -> {f.NewTarget:P2}" + (b.AnswerProbability is { } o ? $";  {(prompts[i].Kind == PromptReport.Neighbour ? "its own answer" : "old")} p({b.Answer}) {o:P2} -> {f.AnswerProbability:P2}" : ""));
         }
         Console.WriteLine($"\nGeneration before: {before.Generation}\nGeneration after:  {after.Generation}");
+        Console.WriteLine($"\n{outcome.Verdict.Summary}");
         if (saveEdits is not null) Console.WriteLine($"Edits saved to {saveEdits}");
         if (bake is not null) Console.WriteLine($"Edited model written to {bake}");
         return 0;

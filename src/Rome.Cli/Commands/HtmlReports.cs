@@ -63,11 +63,11 @@ internal static class HtmlReports
     /// <summary>ES, PS and NS per edited layer as an SVG line chart.</summary>
     public static string SweepSvg(IReadOnlyList<(int Layer, Summary Summary)> points)
     {
-        const int width = 560, height = 320, left = 50, bottom = 40, top = 20, right = 110;
+        const int width = 600, height = 320, left = 50, bottom = 40, top = 20, right = 150; // room for the legend's longest name
         double X(int i) => left + (points.Count == 1 ? 0 : i * (width - left - right) / (double)(points.Count - 1));
         double Y(double v) => top + (height - top - bottom) * (1 - Math.Clamp(v, 0, 100) / 100);
         var series = new (string Name, string Colour, Func<Summary, double> Value)[] { ("ES (efficacy)", "#1f77b4", s => s.ES), ("PS (paraphrase)", "#2ca02c", s => s.PS), ("NS (neighbourhood)", "#d62728", s => s.NS) };
-        var svg = new StringBuilder($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" style=\"font-family:sans-serif;font-size:12px\">");
+        var svg = new StringBuilder($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" style=\"font-family:sans-serif;font-size:12px\">");
         for (int v = 0; v <= 100; v += 25)
             svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{left}\" x2=\"{width - right}\" y1=\"{Y(v):F1}\" y2=\"{Y(v):F1}\" stroke=\"#eee\"/><text x=\"{left - 6}\" y=\"{Y(v) + 4:F1}\" text-anchor=\"end\">{v}</text>");
         for (int i = 0; i < points.Count; i++)

@@ -25,4 +25,30 @@ public sealed record EditRequest
 
     /// <summary>The prompt with the subject filled in.</summary>
     public string Filled => Prompt.Replace("{}", Subject);
+
+    /// <summary>
+    /// A request from what a user types, the way the Trace page takes it: a plain sentence that contains the subject
+    /// ("Nintendo is located in"), or a prompt with <c>{}</c> where the subject goes. The subject's last occurrence
+    /// becomes the <c>{}</c>.
+    /// </summary>
+    public static EditRequest FromUser(string prompt, string subject, string target)
+    {
+        subject = (subject ?? "").Trim();
+        var template = Template(prompt, subject);
+        if (!template.Contains("{}") && subject.Length > 0)
+            throw new RomeException($"The prompt must contain the subject (\"{subject}\") or {{}} where it goes, e.g. \"{subject} is located in\".");
+        return new EditRequest(template, subject, target);
+    }
+
+    /// <summary>The prompt with <c>{}</c> where the subject goes: as typed if it has one, else at the subject's last occurrence (if any).</summary>
+    public static string Template(string prompt, string subject)
+    {
+        (prompt, subject) = (prompt ?? "", (subject ?? "").Trim());
+        if (prompt.Contains("{}") || subject.Length == 0) return prompt;
+        var at = prompt.LastIndexOf(subject, StringComparison.Ordinal);
+        return at < 0 ? prompt : prompt[..at] + "{}" + prompt[(at + subject.Length)..];
+    }
+
+    /// <summary>What the Trace page traces for a prompt typed either way: the sentence, with <c>{}</c> filled by the subject.</summary>
+    public static string Sentence(string prompt, string subject) => (prompt ?? "").Replace("{}", (subject ?? "").Trim());
 }

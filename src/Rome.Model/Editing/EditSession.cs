@@ -128,6 +128,7 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
         {
             ["format"] = "rome-edits",
             ["model"] = lm.Fingerprint,
+            ["model_name"] = lm.Name,
             ["edits"] = JsonSerializer.Serialize(edits.Select(e => new ExportedEdit(e.Request, e.Layer, e.Overlay.Module, e.TargetProbability)).ToList()),
         };
         AtomicFile.Write(path, temp => Checkpoint.WriteSafetensors(temp, tensors, metadata));
@@ -150,7 +151,9 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
             if (metadata.GetValueOrDefault("format") != "rome-edits")
                 throw new RomeException($"{label} is not a Rome edits file.");
             if (metadata.GetValueOrDefault("model") != lm.Fingerprint)
-                throw new RomeException($"{label} was made on another model (fingerprint {Shorten(metadata.GetValueOrDefault("model"))}); this one is {lm.Fingerprint}.");
+                throw new RomeException(metadata.GetValueOrDefault("model_name") is { Length: > 0 } made && made != lm.Name
+                    ? $"{label} holds edits of another model, {Shorten(made)}, not of {lm.Name}: choose {Shorten(made)} in the model bar, then import it."
+                    : $"{label} holds edits of another model (or of another version of {lm.Name}): they only apply to the weights they were made on.");
             List<ExportedEdit> edits;
             try { edits = JsonSerializer.Deserialize<List<ExportedEdit>>(metadata.GetValueOrDefault("edits") ?? "") ?? []; }
             catch (JsonException) { throw new RomeException($"{label} has an unreadable list of edits."); }
@@ -188,7 +191,7 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
         }
     }
 
-    private static string Shorten(string? text) => text is null ? "none" : text.Length <= 20 ? text : text[..20] + "...";
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     public void Dispose() => Clear();
 

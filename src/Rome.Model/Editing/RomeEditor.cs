@@ -4,9 +4,14 @@ using static TorchSharp.torch;
 
 namespace Rome.Model.Editing;
 
-/// <summary>An edit made: the overlay, p(target) with its δ, the Adam updates that made δ and the context templates used.</summary>
+/// <summary>
+/// An edit made: the overlay, p(target) with its δ, the Adam updates that made δ and the context templates used; and,
+/// once measured (<see cref="EditWorkflow"/>), whether it took.
+/// </summary>
 public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay Overlay, double TargetProbability, int Updates, string[] ContextTemplates) : IDisposable
 {
+    public EditVerdict? Verdict { get; set; }
+
     public void Dispose() => Overlay.Dispose();
 }
 

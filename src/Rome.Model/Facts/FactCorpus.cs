@@ -185,8 +185,8 @@ public sealed class FactCorpus
     /// <summary>
     /// Prompts to check an edit of <paramref name="subject"/> with: paraphrases (the relation's other [Y]-final
     /// templates, trained and held-out) of the fact whose template gives <paramref name="prompt"/> ("{}" for the
-    /// subject), and neighbourhood prompts (other subjects with the same relation and object). Empty when the
-    /// prompt matches no fact of the subject.
+    /// subject), and neighbourhood prompts (<see cref="Neighbours"/>, in the same template). Empty when the prompt
+    /// matches no fact of the subject.
     /// </summary>
     public (List<string> Paraphrases, List<string> Neighbours, Fact? Fact) EditSuggestions(string prompt, string subject, int neighbours = 3)
     {
@@ -198,12 +198,37 @@ public sealed class FactCorpus
             var template = ByRelation[fact.Relation].Trained.Concat(ByRelation[fact.Relation].HeldOut)
                 .Where(RelationTemplates.EndsWithObject).Select(RelationTemplates.Prompt)
                 .First(t => t.Replace("[X]", subject) == filled);
-            var others = Facts.Where(f => f.Relation == fact.Relation && f.Object == fact.Object && f.Subject != subject)
-                .Take(neighbours).Select(f => template.Replace("[X]", f.Subject)).ToList();
+            var others = Neighbours(fact).Take(neighbours).Select(f => template.Replace("[X]", f.Subject)).ToList();
             return (prompts.Where(p => p != filled).ToList(), others, fact);
         }
         return ([], [], null);
     }
+
+    /// <summary>
+    /// A fact's neighbours, as the paper's neighbourhood prompts take them: other subjects of the same relation with the
+    /// same object, so an edit that spills over shows as one of them changing its answer. Subjects that share a word of
+    /// the subject's name ("Nintendo Software Planning &amp; Development" beside "Nintendo") are left out: they would
+    /// test the name, not the fact. In the manifest's order.
+    /// </summary>
+    public IEnumerable<Fact> Neighbours(Fact fact)
+    {
+        var words = NameWords(fact.Subject);
+        return Facts.Where(f => f.Relation == fact.Relation && f.Object == fact.Object && f.Subject != fact.Subject && !NameWords(f.Subject).Overlaps(words));
+    }
+
+    private static HashSet<string> NameWords(string name) =>
+        name.Split([' ', ',', '.', '-', '&', '(', ')', '\''], StringSplitOptions.RemoveEmptyEntries)
+            .Where(w => w.Length >= 3).Select(w => w.ToLowerInvariant()).ToHashSet();
+
+    /// <summary>
+    /// A counterfactual object for <paramref name="fact"/> that reads naturally: the object the most other subjects of
+    /// the relation have (a relation's typical answers, not a rare one such as "yacht" for "is a member of"), other
+    /// than the fact's own.
+    /// </summary>
+    public string? NaturalCounterfactual(Fact fact) =>
+        Facts.Where(f => f.Relation == fact.Relation && f.Object != fact.Object)
+            .CountBy(f => f.Object).OrderByDescending(c => c.Value).ThenBy(c => c.Key, StringComparer.Ordinal)
+            .Select(c => c.Key).FirstOrDefault();
 
     /// <summary>All sentences stating facts with trained templates: the text C is estimated on.</summary>
     public IEnumerable<string> TrainingSentences() =>

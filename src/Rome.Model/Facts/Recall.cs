@@ -43,25 +43,30 @@ public static class Recall
 
     /// <summary>
     /// Up to <paramref name="count"/> facts to offer a class, one per subject, <paramref name="favourites"/> first: each
-    /// with its first trained prompt, and only facts the model gets right, so every example works when clicked. Of a
+    /// with its first trained prompt, only facts the model gets right (so every example works when clicked), with at
+    /// least <paramref name="neighbours"/> neighbours the model also gets right (so an edit's spill-over can be seen),
+    /// and a counterfactual target that reads naturally (<see cref="FactCorpus.NaturalCounterfactual"/>). Of a
     /// subject's facts, the one whose answer the fewest other subjects share comes first: with the subject corrupted
     /// the model cannot guess it from the relation alone, so its trace shows the most.
     /// </summary>
-    public static List<FactExample> Examples(LanguageModel lm, FactCorpus corpus, string[] favourites, int count, int seed = 7)
+    public static List<FactExample> Examples(LanguageModel lm, FactCorpus corpus, string[] favourites, int count, int neighbours = 3, int seed = 7)
     {
         var random = new Random(seed);
         var sharing = corpus.Facts.CountBy(f => (f.Relation, f.Object)).ToDictionary();
         var candidates = corpus.Facts
+            .Where(f => sharing[(f.Relation, f.Object)] > neighbours && corpus.NaturalCounterfactual(f) is not null)
             .OrderBy(f => Array.IndexOf(favourites, f.Subject) is var i && i >= 0 ? i : int.MaxValue)
             .ThenBy(f => sharing[(f.Relation, f.Object)]).ThenBy(_ => random.Next())
-            .Take(count * 20).Select(f => (Fact: f, Prompt: corpus.Prompts(f).First(p => p.Trained).Prompt)).ToList();
+            .Take(count * 20).ToList();
+        // Which facts the model gets right: the candidates and all their neighbours, in one batch.
+        var asked = candidates.Concat(candidates.SelectMany(corpus.Neighbours)).Distinct().ToList();
+        var prompts = asked.Select(f => corpus.Prompts(f).First(p => p.Trained).Prompt).ToList();
         using var scope = NewDisposeScope();
-        var argmax = lm.NextTokenLogProbs(candidates.Select(c => lm.Encode(c.Prompt)).ToList()).argmax(-1).data<long>().ToArray();
-        List<string> Others(Fact f) => corpus.Facts.Where(o => o.Relation == f.Relation && o.Object != f.Object).Select(o => o.Object).Distinct().ToList();
-        return candidates.Where((c, i) => argmax[i] == FirstObjectToken(lm.Tokenizer, c.Fact.Object))
-            .Select(c => (c.Fact, c.Prompt, Others: Others(c.Fact))).Where(c => c.Others.Count > 0)
-            .DistinctBy(c => c.Fact.Subject).Take(count)
-            .Select(c => new FactExample(c.Prompt, c.Fact.Subject, c.Fact.Object, c.Others[random.Next(c.Others.Count)])).ToList();
+        var argmax = lm.NextTokenLogProbs(prompts.Select(lm.Encode).ToList()).argmax(-1).data<long>().ToArray();
+        var right = asked.Where((f, i) => argmax[i] == FirstObjectToken(lm.Tokenizer, f.Object)).ToHashSet();
+        return candidates.Where(f => right.Contains(f) && corpus.Neighbours(f).Count(right.Contains) >= neighbours)
+            .DistinctBy(f => f.Subject).Take(count)
+            .Select(f => new FactExample(corpus.Prompts(f).First(p => p.Trained).Prompt, f.Subject, f.Object, corpus.NaturalCounterfactual(f)!)).ToList();
     }
 
     /// <summary>

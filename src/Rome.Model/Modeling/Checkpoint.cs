@@ -249,7 +249,7 @@ public static class Checkpoint
         if (bytes.Length < 8) throw new RomeException($"{label} is too short to be a safetensors file.");
         var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
         if (headerLength == 0 || headerLength > (ulong)(bytes.Length - 8))
-            throw new RomeException($"{label} is not a valid safetensors file (its header length is {headerLength}).");
+            throw new RomeException($"{label} is not a valid safetensors file: it is cut short or not of this format.");
         JsonObject header;
         try { header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength))!.AsObject(); }
         catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException)

@@ -105,10 +105,11 @@ public sealed class LanguageModel : IDisposable
         for (int start = 0; start < prompts.Count; start += batchSize)
         {
             var batch = prompts.Skip(start).Take(batchSize).ToList();
-            var logits = Model.Forward(Padded(batch), iv);
+            // Only each prompt's last position goes through the unembedding (the vocabulary-wide matrix dominates).
+            var resid = Model.Forward(Padded(batch), iv, stopAtLayer: Config.Layers);
             var last = tensor(batch.Select(p => (long)p.Length - 1).ToArray(), device: Device);
             var rows = arange(batch.Count, device: Device);
-            parts.Add(logits[rows, last].log_softmax(-1));
+            parts.Add(Model.Unembed(resid[rows, last]).log_softmax(-1));
         }
         return cat(parts, 0).MoveToOuterDisposeScope();
     }

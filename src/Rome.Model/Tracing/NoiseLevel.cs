@@ -38,7 +38,7 @@ public static class NoiseLevel
     {
         text = text.Trim();
         if (!text.EndsWith('s')) return "fixed";
-        return $"{text[..^1]} x σ of the embeddings of the subjects of {(HasManifest(lm) ? "the model's facts.json" : "known_1000.json")}";
+        return $"{text[..^1]} x σ of the embeddings of {(HasManifest(lm) ? "the subjects the model was trained on" : "the subjects of the paper's known_1000.json")}";
     }
 
     /// <summary>Whether σ comes from the model's own fact manifest (else from known_1000.json).</summary>

@@ -56,8 +56,11 @@ public sealed record SeveredSummary(double[] Plain, double[] NoMlp, double[] NoA
 
     private static int LowerHalf(int layers) => layers / 2;
 
-    /// <summary>A share lost as a percentage with one decimal ("49.5 %"), never "-0.0 %".</summary>
-    public static string Percent(double share) => SiteSummary.Rounded(share * 100, 1) + " %";
+    /// <summary>
+    /// A share lost as a percentage with one decimal ("49.5 %"). Below 0.5 % (or negative, when sampling noise makes a
+    /// severed state a little stronger) it is "about 0 %": severing removed nothing measurable.
+    /// </summary>
+    public static string Percent(double share) => share < 0.005 ? "about 0 %" : SiteSummary.Rounded(share * 100, 1) + " %";
 
     public string ToCsv() => "layer,hidden,hidden_mlp_severed,hidden_attn_severed\n" + string.Concat(Plain.Select((v, l) =>
         string.Create(CultureInfo.InvariantCulture, $"{l},{v:G6},{NoMlp[l]:G6},{NoAttn[l]:G6}\n")));

@@ -11,5 +11,8 @@ public sealed class AddressBar(IJSRuntime js, NavigationManager nav)
 {
     public void Show(Dictionary<string, object?> query) =>
         // Fire and forget: a closed tab or a prerender without a browser is not an error here.
-        _ = js.InvokeVoidAsync("history.replaceState", null, "", nav.GetUriWithQueryParameters(query)).AsTask().ContinueWith(_ => { });
+        _ = js.InvokeVoidAsync("rome.replaceAddress", nav.GetUriWithQueryParameters(query)).AsTask().ContinueWith(_ => { });
+
+    /// <summary>Takes parameters out of the address (a model switch must not re-run the last trace on a reload).</summary>
+    public void Remove(params string[] names) => Show(names.ToDictionary(n => n, _ => (object?)null));
 }

@@ -3,8 +3,8 @@ using Rome.Model.Editing;
 
 namespace Rome.Web.Services;
 
-/// <summary>Prompts to check an edit with, one per line, and a hint when the model's facts have none.</summary>
-public sealed record EditSuggestions(string Paraphrases, string Neighbours, string? Hint);
+/// <summary>Prompts to check an edit with, one per line, and hints where the model's facts have none.</summary>
+public sealed record EditSuggestions(string Paraphrases, string Neighbours, string? Hint, string? NeighbourHint);
 
 /// <summary>The Edit page's service: one ROME edit of the tab's model, measured before and after.</summary>
 public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCache covariances, EditStackService stack)
@@ -21,9 +21,9 @@ public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCa
                                              IProgress<EditUpdate>? progress = null, CancellationToken cancel = default)
     {
         var (host, lm) = (user.Host, user.Host.Require());
-        var prompts = new List<(string Kind, string Text)> { ("prompt", request.Filled) };
-        prompts.AddRange(paraphrases.Select(p => ("paraphrase", p)));
-        prompts.AddRange(neighbours.Select(p => ("neighbour", p)));
+        var prompts = new List<(string Kind, string Text)> { (PromptReport.Prompt, request.Filled) };
+        prompts.AddRange(paraphrases.Select(p => (PromptReport.Paraphrase, p)));
+        prompts.AddRange(neighbours.Select(p => (PromptReport.Neighbour, p)));
         foreach (var (_, text) in prompts)
             if (lm.Encode(text).Length > host.Settings.MaxPromptTokens)
                 throw new RomeException($"\"{(text.Length > 60 ? text[..60] + "..." : text)}\" is longer than the limit of {host.Settings.MaxPromptTokens} tokens.");
@@ -48,8 +48,10 @@ public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCa
     /// </summary>
     public EditSuggestions Suggest(string prompt, string subject)
     {
-        var (paraphrases, neighbours, fact) = user.Host.Facts is { } facts ? facts.EditSuggestions(prompt, subject) : ([], [], null);
+        var (paraphrases, neighbours, fact) = user.Host.Facts is { } facts ? facts.EditSuggestions(EditRequest.Template(prompt, subject), subject) : ([], [], null);
         return new EditSuggestions(string.Join("\n", paraphrases), string.Join("\n", neighbours),
-            fact is null ? "No suggestions: the model's facts do not include this one. Type your own checks." : null);
+            fact is null ? "No suggestions: the model's facts do not include this one. Type your own checks." : null,
+            fact is not null && neighbours.Count == 0
+                ? "No other subject the model knows has this answer, so there is no neighbour to suggest: type your own to see what the edit spills onto." : null);
     }
 }

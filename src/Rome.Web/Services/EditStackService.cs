@@ -20,6 +20,18 @@ public sealed class EditStackService(UserSession user)
 
     internal void NotifyChanged() => Changed?.Invoke();
 
+    private long? _exported;
+
+    /// <summary>Whether the tab holds edits that were not exported since they last changed (leaving would lose them).</summary>
+    public bool Unsaved => user.ExistingEdits is { } s && s.Edits.Count > 0 && s.Version != _exported;
+
+    /// <summary>The user took the export link: the edits as they are now are saved.</summary>
+    public void MarkExported()
+    {
+        _exported = user.ExistingEdits?.Version;
+        NotifyChanged();
+    }
+
     private void Change(Action<EditSession> change)
     {
         change(user.Edits);

@@ -84,15 +84,33 @@ public sealed class JobQueue : BackgroundService
         var job = new Job(session, label, run, cancel);
         lock (_lock)
         {
-            if (!_queues.TryGetValue(session, out var queue)) { _queues[session] = queue = new(); _sessions.Add(session); }
+            if (!_queues.TryGetValue(session, out var queue)) _queues[session] = queue = new();
             if (queue.Count >= _perSession)
                 throw new RomeException($"You already have {queue.Count} jobs waiting; wait for them to finish or cancel one.");
+            // A session that had nothing waiting joins the end of the current round, so a job already waiting is
+            // never overtaken by a newcomer's first job: the place a tab is shown only goes down.
+            if (queue.Count == 0) JoinRoundEnd(session);
             queue.Enqueue(job);
         }
         job.Cancel.Token.Register(() => Drop(job));
         _available.Release();
         Changed?.Invoke();
         return job;
+    }
+
+    /// <summary>Puts <paramref name="session"/> last in the turn order that starts at <see cref="_next"/>.</summary>
+    private void JoinRoundEnd(string session)
+    {
+        var at = _sessions.IndexOf(session);
+        if (at >= 0)
+        {
+            _sessions.RemoveAt(at);
+            if (at < _next) _next--;
+        }
+        if (_sessions.Count == 0) { _sessions.Add(session); _next = 0; return; }
+        if (_next >= _sessions.Count) _next = 0; // the turn had come round to the start
+        _sessions.Insert(_next, session);
+        _next++;
     }
 
     /// <summary>How many jobs run before this one (0: it is running or next).</summary>

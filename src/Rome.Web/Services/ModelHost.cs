@@ -71,6 +71,10 @@ public sealed class ModelHost : IDisposable
 
     public LanguageModel Require() => Model ?? throw new RomeException(LoadError ?? "No model is loaded.");
 
+    /// <summary>The blocks with no MLP (a model trained without them; none for most), found once.</summary>
+    public IReadOnlyList<int> MlpFreeLayers => _mlpFree ??= Model is { } lm ? Enumerable.Range(0, lm.Layers).Where(l => !lm.Model.HasMlp(l)).ToList() : [];
+    private List<int>? _mlpFree;
+
     public void Dispose()
     {
         if (_model.IsValueCreated) _model.Value?.Dispose();

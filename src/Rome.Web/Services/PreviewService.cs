@@ -24,7 +24,7 @@ public sealed class PreviewService(UserSession user, SessionJobs jobs)
         try
         {
             var lm = user.Host.Require();
-            var request = new EditRequest(prompt, subject, "x"); // the same checks of the prompt as an edit's
+            var request = EditRequest.FromUser(prompt, subject, "x"); // the same reading and checks of the prompt as an edit's
             var ids = lm.Encode(request.Filled);
             if (ids.Length > user.Host.Settings.MaxPromptTokens) text = "(the prompt is too long)";
             else

@@ -22,6 +22,9 @@ public sealed class TraceService(UserSession user, SessionJobs jobs)
 
     public int MaxSamples => user.Host.Settings.MaxTraceSamples;
 
+    /// <summary>The blocks of the tab's model that have no MLP (empty for most models).</summary>
+    public IReadOnlyList<int> MlpFreeLayers => user.Host.MlpFreeLayers;
+
     /// <summary>The longest subject the model knows facts about that occurs in <paramref name="prompt"/>, if any.</summary>
     public string? KnownSubjectIn(string prompt) =>
         user.Host.Facts?.Facts.Select(f => f.Subject).Where(prompt.Contains).MaxBy(s => s.Length);
@@ -37,6 +40,7 @@ public sealed class TraceService(UserSession user, SessionJobs jobs)
     /// </summary>
     public async Task<TraceOutcome> TraceAsync(TraceInput input, TraceCollector? grids = null, IProgress<TraceEvent>? progress = null, CancellationToken cancel = default)
     {
+        input = input with { Prompt = Rome.Model.Editing.EditRequest.Sentence(input.Prompt, input.Subject), Subject = input.Subject.Trim() };
         var (host, lm) = (user.Host, user.Host.Require());
         var settings = host.Settings;
         if (input.Kinds.Count == 0 && !input.Sever) throw new RomeException("Choose at least one kind of state to restore.");

@@ -1,0 +1,36 @@
+// Rome's few browser-side helpers, called by the server over Blazor's JS interop.
+window.rome = {
+    // This tab's id, kept in sessionStorage: a reload or a link typed in the same tab keeps it, a new tab gets its own.
+    // "left" says this page replaces one of the same tab that left (a reload or a link), whose connection may not be
+    // closed yet; a duplicated tab copies the id but not that mark, since its original has not left.
+    tab: function () {
+        const id = sessionStorage.getItem("rome-tab") || rome.newTabId();
+        const left = sessionStorage.getItem("rome-tab-left") === "1";
+        sessionStorage.removeItem("rome-tab-left");
+        return { id: id, left: left };
+    },
+    // A fresh id (also for a duplicated tab, which copies its original's sessionStorage).
+    newTabId: function () {
+        const bytes = crypto.getRandomValues(new Uint8Array(16)); // crypto.randomUUID needs https; a class may use http
+        const id = Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
+        sessionStorage.setItem("rome-tab", id);
+        return id;
+    },
+    // Ask before leaving while the tab holds edits that were not exported: closing the tab loses them.
+    warnOnLeave: function (on) {
+        window.onbeforeunload = on ? function (e) { e.preventDefault(); e.returnValue = ""; return ""; } : null;
+    },
+    // Puts the fact a page shows into the address bar without navigating. Plotly points its gradients (the colour
+    // bars) at url('<page address>#id'): they go blank when the address changes unless they follow it.
+    replaceAddress: function (url) {
+        const before = location.href.split("#")[0];
+        history.replaceState(history.state, "", url);
+        const after = location.href.split("#")[0];
+        if (before === after) return;
+        document.querySelectorAll(".js-plotly-plot [style*='url(']").forEach(el => {
+            el.style.fill = el.style.fill.split(before + "#").join(after + "#");
+        });
+    },
+};
+
+window.addEventListener("pagehide", () => sessionStorage.setItem("rome-tab-left", "1"));
