@@ -2,7 +2,7 @@ namespace Rome.Web.Tests;
 
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class ClosedTabTests(WebAppFixture app) : BrowserTest(app)
+public class ClosedTabTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     [Fact]
     public async Task ClosingATabCancelsItsRunningJob()

@@ -4,7 +4,7 @@ namespace Rome.Web.Tests;
 
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class EditPageTests(WebAppFixture app) : BrowserTest(app)
+public class EditPageTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     private static async Task ApplyAsync(IPage page, string prompt, string subject, string target)
     {

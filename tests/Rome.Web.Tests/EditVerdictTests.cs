@@ -5,7 +5,7 @@ namespace Rome.Web.Tests;
 /// <summary>An edit's verdict in words and colour: what it broke, and whether it took.</summary>
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class EditVerdictTests(WebAppFixture app) : BrowserTest(app)
+public class EditVerdictTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     /// <summary>Chanel "{}, founded in" → Milan moves every suggested neighbour (SNCF, Givenchy, Simca) to Milan too.</summary>
     [Fact]

@@ -2,7 +2,7 @@ namespace Rome.Web.Tests;
 
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class EvaluatePageTests(WebAppFixture app) : BrowserTest(app)
+public class EvaluatePageTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     [Fact]
     public async Task RunningAnEvaluationFillsTheTable()

@@ -5,7 +5,7 @@ namespace Rome.Web.Tests;
 /// <summary>Every example on the Home page opens an edit a class can learn from: neighbours to check, a target that reads naturally.</summary>
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class HomeExamplesTests(WebAppFixture app) : BrowserTest(app)
+public class HomeExamplesTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     [Fact]
     public async Task EveryMakeItExampleOpensTheEditPageWithAtLeastThreeNeighbours()

@@ -5,7 +5,7 @@ namespace Rome.Web.Tests;
 /// <summary>Several models (Rome:Models): each tab picks one in the app bar; one that fails to load does not stop the others.</summary>
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class ModelSwitchTests(WebAppFixture app) : BrowserTest(app)
+public class ModelSwitchTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     [Fact]
     public async Task ATabSwitchesModelWhileAnotherKeepsItsOwn_AndABrokenModelShowsItsError()

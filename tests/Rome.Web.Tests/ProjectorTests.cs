@@ -10,7 +10,7 @@ namespace Rome.Web.Tests;
 /// </summary>
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class ProjectorTests(WebAppFixture app) : BrowserTest(app)
+public class ProjectorTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     /// <summary>1024 x 768 with large type (the tab keeps its view as it moves between pages).</summary>
     private static async Task<IPage> Projector(IPage page)

@@ -12,7 +12,7 @@ namespace Rome.Web.Tests;
 /// </summary>
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public sealed class ReplicaTests(WebAppFixture app) : BrowserTest(app)
+public sealed class ReplicaTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     private readonly Dictionary<string, Process> _replicas = new();
     private Process? _proxy;

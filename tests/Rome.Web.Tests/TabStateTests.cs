@@ -5,7 +5,7 @@ namespace Rome.Web.Tests;
 /// <summary>A tab keeps its edits across a reload and a typed link, asks before leaving with unsaved edits, and stays apart from other tabs.</summary>
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class TabStateTests(WebAppFixture app) : BrowserTest(app)
+public class TabStateTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     [Fact]
     public async Task AReloadAndATypedLinkKeepTheTabsEdits_AnotherTabHasNone()

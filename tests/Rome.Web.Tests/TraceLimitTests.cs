@@ -4,7 +4,7 @@ namespace Rome.Web.Tests;
 
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class TraceLimitTests(WebAppFixture app) : BrowserTest(app)
+public class TraceLimitTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     [Fact]
     public async Task APromptOverTheConfiguredTokenLimitIsRefused()

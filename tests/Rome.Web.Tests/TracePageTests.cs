@@ -4,7 +4,7 @@ namespace Rome.Web.Tests;
 
 [Collection("web")]
 [Trait("Speed", "Slow")] // a browser against the running app
-public class TracePageTests(WebAppFixture app) : BrowserTest(app)
+public class TracePageTests(WebAppFixture fixture) : BrowserTest(fixture)
 {
     /// <summary>The bundled model's layer count, from its config.json.</summary>
     private static int BundledLayers => System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(
