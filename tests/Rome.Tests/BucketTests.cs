@@ -1,8 +1,5 @@
 using System.Text.Json;
-using Rome.Model;
-using Rome.Model.Modeling;
 using Rome.Model.Tracing;
-using static TorchSharp.torch;
 
 namespace Rome.Tests;
 

@@ -1,9 +1,3 @@
-using Rome.Model.Editing;
-using Rome.Model.Modeling;
-using Rome.Model.Facts;
-using Rome.Model.Training;
-using static TorchSharp.torch;
-
 namespace Rome.Tests;
 
 /// <summary>ROME on the bundled model, with its hyper-parameters and real covariance statistics.</summary>

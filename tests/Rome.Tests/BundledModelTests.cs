@@ -1,9 +1,4 @@
-using Rome.Model;
-using Rome.Model.Editing;
-using Rome.Model.Modeling;
 using Rome.Model.Tracing;
-using Rome.Model.Facts;
-using Rome.Model.Training;
 
 namespace Rome.Tests;
 

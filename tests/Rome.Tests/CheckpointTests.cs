@@ -1,7 +1,3 @@
-using Rome.Model;
-using Rome.Model.Modeling;
-using static TorchSharp.torch;
-
 namespace Rome.Tests;
 
 public class CheckpointTests

@@ -1,11 +1,3 @@
-using Rome.Model;
-using Rome.Model.Editing;
-using Rome.Model.Evaluation;
-using Rome.Model.Modeling;
-using Rome.Model.Facts;
-using Rome.Model.Training;
-using static TorchSharp.torch;
-
 namespace Rome.Tests;
 
 public class CounterFactEvaluatorTests(BundledModelFixture fixture) : IClassFixture<BundledModelFixture>

@@ -1,7 +1,3 @@
-using Rome.Model.Editing;
-using Rome.Model.Modeling;
-using static TorchSharp.torch;
-
 namespace Rome.Tests;
 
 /// <summary>C is computed once and then kept: in memory by the cache that made it, and on disk for the next cache.</summary>

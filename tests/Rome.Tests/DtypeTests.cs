@@ -1,6 +1,3 @@
-using Rome.Model.Modeling;
-using static TorchSharp.torch;
-
 namespace Rome.Tests;
 
 [Trait("Speed", "Slow")] // traces and edits in three dtypes

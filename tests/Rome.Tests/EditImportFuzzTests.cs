@@ -1,10 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
-using Rome.Model;
-using Rome.Model.Editing;
-using Rome.Model.Modeling;
-using static TorchSharp.torch;
 
 namespace Rome.Tests;
 

@@ -1,7 +1,3 @@
-using Rome.Model;
-using Rome.Model.Editing;
-using Rome.Model.Modeling;
-
 namespace Rome.Tests;
 
 /// <summary>What a user types becomes a request the same way on the Trace and Edit pages; a verdict reads the views it judges.</summary>

@@ -1,7 +1,3 @@
-using Rome.Model.Editing;
-using Rome.Model.Facts;
-using Rome.Model.Modeling;
-
 namespace Rome.Tests;
 
 /// <summary>The committed models/rome-knowing with its facts and ROME settings, loaded once per test class.</summary>

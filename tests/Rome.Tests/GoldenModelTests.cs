@@ -1,6 +1,4 @@
 using System.Text.Json;
-using Rome.Model.Modeling;
-using static TorchSharp.torch;
 
 namespace Rome.Tests;
 

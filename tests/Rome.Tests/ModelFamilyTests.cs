@@ -1,7 +1,4 @@
 using System.Text.Json;
-using Rome.Model;
-using Rome.Model.Modeling;
-using static TorchSharp.torch;
 
 namespace Rome.Tests;
 

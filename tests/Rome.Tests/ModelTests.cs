@@ -1,6 +1,3 @@
-using Rome.Model.Modeling;
-using static TorchSharp.torch;
-
 namespace Rome.Tests;
 
 /// <summary>Generation, hook points and overlays on the random fixture model.</summary>

@@ -1,8 +1,3 @@
-using Rome.Model;
-using Rome.Model.Editing;
-using Rome.Model.Modeling;
-using static TorchSharp.torch;
-
 namespace Rome.Tests;
 
 public class RomeEditorTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGpt2Fixture>

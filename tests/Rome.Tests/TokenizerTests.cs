@@ -1,6 +1,3 @@
-using Rome.Model;
-using Rome.Model.Modeling;
-
 namespace Rome.Tests;
 
 public class TokenizerTests

@@ -1,8 +1,4 @@
 using System.Text.Json;
-using Rome.Model;
-using Rome.Model.Modeling;
-using Rome.Model.Facts;
-using Rome.Model.Training;
 
 namespace Rome.Tests;
 

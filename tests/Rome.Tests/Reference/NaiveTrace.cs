@@ -1,6 +1,6 @@
 using Rome.Model.Modeling;
-using Rome.Model.Tracing;
 using static TorchSharp.torch;
+using Rome.Model.Tracing;
 
 namespace Rome.Tests;
 
