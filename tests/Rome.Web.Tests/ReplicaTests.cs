@@ -49,7 +49,7 @@ public sealed class ReplicaTests(WebAppFixture fixture) : BrowserTest(fixture)
     public async Task TabsSpreadOverBothReplicas_StayOnTheirOwn_AndOutliveTheOther()
     {
         var tabs = new List<(IPage Page, HashSet<string> Replicas)>();
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 2; i++)   // the proxy balances round robin: two new tabs land on both replicas
         {
             var context = await app.NewContextAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
             var page = await context.NewPageAsync();
@@ -60,12 +60,12 @@ public sealed class ReplicaTests(WebAppFixture fixture) : BrowserTest(fixture)
             tabs.Add((page, seen));
         }
 
-        // Edit and undo in every tab, through the proxy, and in two of them trace the edited model on another page.
+        // Edit and undo in every tab, through the proxy, and in the first trace the edited model on another page.
         foreach (var (page, i) in tabs.Select((t, i) => (t.Page, i)))
         {
             await page.Locator("[data-testid=edit-apply]").ClickAsync();
             await page.Locator("[data-testid=edit-after][data-state=done]").WaitForAsync(new() { Timeout = 120_000 });
-            if (i % 2 == 0)
+            if (i == 0)
             {
                 await page.Locator("[data-testid=edit-trace]").ClickAsync();
                 await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 120_000 });
