@@ -51,6 +51,23 @@ public sealed class CliArgs
         ? double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) ? x : throw new RomeException($"--{name} must be a number, not '{v}'.")
         : fallback;
 
+    /// <summary>A copy with <c>--name value</c> set (the last value wins).</summary>
+    public CliArgs With(string name, string value)
+    {
+        var copy = new CliArgs([], []);
+        foreach (var (k, v) in _values) copy._values[k] = [.. v];
+        foreach (var k in _used) copy._used.Add(k);
+        if (!copy._values.TryGetValue(name, out var list)) copy._values[name] = list = [];
+        list.Add(value);
+        return copy;
+    }
+
+    /// <summary>A comma-separated list of whole numbers, e.g. --layers 3,4,5.</summary>
+    public static int[] IntList(string text, string name) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(v => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x) ? x : throw new RomeException($"--{name} takes whole numbers separated by commas, e.g. 3,4,5; '{v}' is not one."))
+            .ToArray() is { Length: > 0 } list ? list : throw new RomeException($"--{name} needs at least one number.");
+
     /// <summary>Call after reading every option: anything left over is a typo the user should hear about.</summary>
     public void EnsureAllUsed()
     {

@@ -11,8 +11,8 @@ public class CovarianceReuseTests(BundledModelFixture fixture) : IClassFixture<B
         Assert.Same(c, fixture.Covariances.ForEditor(lm, hp));   // one tensor, shared by every edit
         var editor = new RomeEditor(lm, hp);
         // C outlives each edit's dispose scope: the second edit uses the same tensor, and both change the model.
-        using (var first = editor.Compute(new EditRequest("{} is located in", "Nintendo", "Germany"), c)) Assert.True(first.Overlay.V.norm().item<float>() > 0);
-        using (var second = editor.Compute(new EditRequest("{} is located in", "Toyota", "France"), c)) Assert.True(second.Overlay.V.norm().item<float>() > 0);
+        using (var first = editor.Compute(new EditRequest("{} is located in", "Nintendo", "Germany"), c)) Assert.True(first.Overlays[0].V.norm().item<float>() > 0);
+        using (var second = editor.Compute(new EditRequest("{} is located in", "Toyota", "France"), c)) Assert.True(second.Overlays[0].V.norm().item<float>() > 0);
         Assert.False(c.IsInvalid);
 
         // A new cache (another process, or the CLI after the web app) reads the same C from its file.

@@ -161,7 +161,7 @@ public class EditImportFuzzTests(RandomGpt2Fixture fixture) : IClassFixture<Rand
         });
         Assert.Equal(1, session.Import(path));
         // 0.01f's two float32 halves read as two float16 values; all must be finite and in place.
-        Assert.Equal([Inner], session.Edits[0].Overlay.U.shape);
+        Assert.Equal([Inner, 1], session.Edits[0].Overlays[0].U.shape);   // a file of the first format: one rank-one edit
     }
 
     /// <summary>Before the checks, this file aborted the process (exit 134) from libtorch's size mismatch.</summary>

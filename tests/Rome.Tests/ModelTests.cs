@@ -85,14 +85,14 @@ public class ModelTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGpt2Fix
     }
 
     [Fact]
-    public void AnOverlayEqualsTheDenseWeightChange_AndLeavesTheWeightsAlone()
+    public void ALowRankOverlayEqualsTheDenseWeightChange_AndLeavesTheWeightsAlone()
     {
         using var scope = NewDisposeScope();
         var layer = _lm.Model.Linear("h.1.mlp.c_proj");
         var before = layer.Weight.clone();
-        var u = randn(_lm.Config.Inner) * 0.1f;
-        var v = randn(_lm.Config.Embd);
-        var overlay = new RankOneOverlay("h.1.mlp.c_proj", u, v);
+        var u = randn(_lm.Config.Inner, 3) * 0.1f;
+        var v = randn(_lm.Config.Embd, 3);
+        var overlay = new LowRankOverlay("h.1.mlp.c_proj", u, v);   // rank 3, as a batch of three facts makes
         var withOverlay = _lm.Model.Forward(_lm.Ids(Ids), new Interventions { Overlays = [overlay] });
         Assert.True(layer.Weight.eq(before).all().item<bool>(), "an overlay must not write to the weight");
 

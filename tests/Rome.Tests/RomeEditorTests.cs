@@ -45,7 +45,7 @@ public class RomeEditorTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGp
         Assert.True(key.KStar.allclose(stack(keys).mean([0]), atol: 1e-5), "k* is the mean of the prompts' keys");
         Assert.True(key.KPrompt.allclose(keys[0], atol: 1e-6), "the first rewriting prompt is the bare prompt");
 
-        var value = ComputeValue.VStar(_lm, hp, request, rewriting, _lm.Tokenizer.Encode(" Rome"), [], null, default);
+        var value = ComputeValue.VStar(_lm, hp.Search, request, rewriting, _lm.Tokenizer.Encode(" Rome"), [], null, default);
         Assert.True(value.Updates > 0);
         var overlay = RomeEditor.Update(editor.Module, ComputeKey.U(null, key.KStar), key.KPrompt, value.VStar - value.V0);
         var output = _lm.Model.RunWithCache(_lm.Ids(_lm.Encode(request.Filled)), [HookPoint.Mlp(1)], new Interventions { Overlays = [overlay] })[HookPoint.Mlp(1)];
@@ -193,7 +193,7 @@ public class RomeEditorTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGp
         using var one = new EditSession(_lm);
         var none = one.Apply(new RomeEditor(_lm, hp with { Steps = 1 }), new EditRequest("{} is located in", "Paris", "Rome"), null);
         Assert.Equal(0, none.Updates);
-        Assert.Equal(0, none.Overlay.V.abs().max().item<float>());
+        Assert.Equal(0, none.Overlays[0].V.abs().max().item<float>());
     }
 
     [Fact]

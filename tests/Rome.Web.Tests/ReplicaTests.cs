@@ -27,7 +27,7 @@ public sealed class ReplicaTests(WebAppFixture fixture) : BrowserTest(fixture)
         {
             ports[name] = FreePort();
             // Development: static assets (MudBlazor's) are served from the build output, as with 'dotnet run'.
-            _replicas[name] = Start(web, repository, "Development", $"--urls=http://127.0.0.1:{ports[name]}", $"--Rome:Replica={name}", "--Rome:Workers=1");
+            _replicas[name] = Start(web, repository, "Development", $"--urls=http://127.0.0.1:{ports[name]}", $"--Rome:Replica={name}", "--Rome:Workers=1", "--Rome:TorchThreads=1");   // one libtorch thread each, as the tests' own app
         }
         var proxyPort = FreePort();
         _proxy = Start(proxy, Path.GetDirectoryName(proxy)!, "Production", $"--urls=http://127.0.0.1:{proxyPort}",

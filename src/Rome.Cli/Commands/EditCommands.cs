@@ -13,6 +13,7 @@ internal static class EditCommands
         var hp = a.Get("hparams") is { } file ? RomeHyperParameters.Load(file) : RomeHyperParameters.ForModel(lm.Folder, lm.Config);
         if (a.Has("layer")) hp = hp with { Layer = a.Int("layer", hp.Layer) };
         if (a.Flag("identity-covariance")) hp = hp with { Covariance = "identity" };
+        if (a.Get("key") is { } key) hp = hp with { Key = key };
         return hp;
     }
 
@@ -38,6 +39,10 @@ internal static class EditCommands
 
     public static int Edit(CliArgs a, CancellationToken cancel)
     {
+        var method = a.Get("method", "rome");
+        if (a.Has("requests") || Editors.WritesBatches(method)) return EditMany(a, method, cancel);
+        if (method == "r-rome") a = a.With("key", "consistent");
+        else if (method != "rome") throw new RomeException($"Unknown editing method '{method}': choose {string.Join(", ", Editors.Methods)}.");
         var json = a.Flag("json");
         var request = new EditRequest(a.Require("prompt"), a.Require("subject"), a.Require("target"), a.Get("old-target"));
         var paraphrases = a.All("paraphrase");
@@ -73,10 +78,10 @@ internal static class EditCommands
 
         if (json)
         {
-            Out.WriteJson(new { request, verdict = outcome.Verdict, layer = edit.Layer, module = edit.Overlay.Module, seconds, updates = edit.Updates, contextTemplates = edit.ContextTemplates, before, after, savedEdits = saveEdits, baked = bake });
+            Out.WriteJson(new { request, verdict = outcome.Verdict, layer = edit.Layer, module = string.Join(", ", edit.Overlays.Select(o => o.Module)), seconds, updates = edit.Updates, contextTemplates = edit.ContextTemplates, before, after, savedEdits = saveEdits, baked = bake });
             return 0;
         }
-        Console.WriteLine($"\nEdited {edit.Overlay.Module} in {seconds:F2} s ({edit.Updates} v* updates): \"{request.Filled}\" -> '{request.Target}'\n");
+        Console.WriteLine($"\nEdited {string.Join(", ", edit.Overlays.Select(o => o.Module))} in {seconds:F2} s ({edit.Updates} v* updates): \"{request.Filled}\" -> '{request.Target}'\n");
         for (int i = 0; i < prompts.Count; i++)
         {
             var (b, f) = (before.Prompts[i], after.Prompts[i]);
@@ -91,5 +96,51 @@ internal static class EditCommands
         if (bake is not null) Console.WriteLine($"Edited model written to {bake}");
         return 0;
     }
-}
 
+    /// <summary>
+    /// Many facts (--requests FILE, or the one --prompt/--subject/--target) with any method: all at once, or with
+    /// --sequential --batch B at a time, each batch an entry of the saved edits.
+    /// </summary>
+    private static int EditMany(CliArgs a, string method, CancellationToken cancel)
+    {
+        var json = a.Flag("json");
+        var requests = a.Get("requests") is { } file ? RequestsFile.Read(file, file)
+            : [new EditRequest(a.Require("prompt"), a.Require("subject"), a.Require("target"), a.Get("old-target"))];
+        var batch = a.Flag("sequential") ? a.Int("batch", 1) : 0;
+        if (!a.Flag("sequential") && a.Has("batch")) throw new RomeException("--batch B goes with --sequential (B facts at a time); without it every fact is written at once.");
+        var (saveEdits, loadEdits, bake, corpusPath) = (a.Get("save-edits"), a.Get("load-edits"), a.Get("bake"), a.Get("corpus"));
+        using var lm = Common.LoadModel(a);
+        var rome = HyperParameters(a, lm);
+        var memit = a.Get("memit-hparams") is { } m ? MemitHyperParameters.Load(m) : MemitHyperParameters.ForModel(lm.Folder, lm.Config);
+        if (a.Get("layers") is { } layers) memit = memit with { Layers = CliArgs.IntList(layers, "layers") };
+        if (a.Flag("identity-covariance")) memit = memit with { Covariance = "identity" };
+        a.EnsureAllUsed();
+
+        using var session = new EditSession(lm);
+        if (loadEdits is not null) Console.Error.WriteLine($"Loaded {session.Import(loadEdits)} earlier edit(s) from {loadEdits}.");
+        using var cache = Common.Covariances();
+        var editors = new Editors(lm, rome, memit, cache, corpusPath);
+        var outcome = BatchWorkflow.Run(session, editors, method, requests, batch, oneEntry: false,
+            json ? null : new SyncProgress<BatchProgress>(p => { if (p.Step is null) Console.Error.WriteLine($"  {p.Text}"); }), cancel);
+        if (saveEdits is not null) session.Export(saveEdits);
+        if (bake is not null) session.Bake(bake);
+
+        if (json)
+        {
+            Out.WriteJson(new
+            {
+                method, layers = outcome.Layers, contextTemplates = outcome.ContextTemplates, entries = outcome.Entries, seconds = outcome.Seconds, took = outcome.Took,
+                facts = outcome.Facts.Select(f => new { prompt = f.Request.Prompt, subject = f.Request.Subject, target = f.Request.Target, before = f.Before, after = f.After, topAfter = f.TopAfter.Trim(), took = f.Took }),
+                savedEdits = saveEdits, baked = bake,
+            });
+            return 0;
+        }
+        Console.WriteLine($"\n{method} wrote {requests.Count} fact(s) into layer(s) {string.Join(", ", outcome.Layers)} in {outcome.Seconds:F1} s ({outcome.Entries} entr{(outcome.Entries == 1 ? "y" : "ies")}):\n");
+        foreach (var f in outcome.Facts)
+            Console.WriteLine($"  {(f.Took ? "took " : "     ")} {f.Request.Filled} -> {f.Request.Target}: p {f.Before:P1} -> {f.After:P1}, top now {Out.Show(f.TopAfter)}");
+        Console.WriteLine($"\n{outcome.Took} of {requests.Count} now answer the new target first.");
+        if (saveEdits is not null) Console.WriteLine($"Edits saved to {saveEdits}");
+        if (bake is not null) Console.WriteLine($"Edited model written to {bake}");
+        return 0;
+    }
+}

@@ -3,8 +3,11 @@ using static TorchSharp.torch;
 
 namespace Rome.Model.Editing;
 
-/// <summary>k* and the bare prompt's own key k (both [MLP width]).</summary>
-public sealed record Key(Tensor KStar, Tensor KPrompt);
+/// <summary>
+/// k* and the bare prompt's own key k (both [MLP width]), and the MLP's output averaged over the same prompts
+/// ([model width]; r-ROME's current value for k*).
+/// </summary>
+public sealed record Key(Tensor KStar, Tensor KPrompt, Tensor VMean);
 
 /// <summary>
 /// The key of an edit (the original's <c>compute_u.py</c>): k*, the input of the MLP's output projection at the
@@ -21,10 +24,12 @@ public static class ComputeKey
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var point = HookPoint.MlpKey(layer);
-        var cache = lm.Model.RunWithCache(lm.Padded(rewriting.Select(p => lm.Encode(p.Text)).ToList()), [point], new Interventions { Overlays = previous });
-        var keys = cache[point][arange(rewriting.Count, device: lm.Device), tensor(rewriting.Select(p => (long)p.LastSubjectToken).ToArray(), device: lm.Device)];
-        return new Key(keys.mean([0]).MoveToOuterDisposeScope(), keys[0].MoveToOuterDisposeScope());
+        var (point, output) = (HookPoint.MlpKey(layer), HookPoint.Mlp(layer));
+        var cache = lm.Model.RunWithCache(lm.Padded(rewriting.Select(p => lm.Encode(p.Text)).ToList()), [point, output], new Interventions { Overlays = previous });
+        var (rows, positions) = (arange(rewriting.Count, device: lm.Device), tensor(rewriting.Select(p => (long)p.LastSubjectToken).ToArray(), device: lm.Device));
+        var keys = cache[point][rows, positions];
+        var values = cache[output][rows, positions];
+        return new Key(keys.mean([0]).MoveToOuterDisposeScope(), keys[0].MoveToOuterDisposeScope(), values.mean([0]).MoveToOuterDisposeScope());
     }
 
     /// <summary>u = C⁻¹k*, solved rather than inverted (C = I when <paramref name="c"/> is null).</summary>

@@ -11,6 +11,15 @@ public sealed record EditProgress(int Step, int Steps, double Nll, double Kl, do
 public sealed record Value(Tensor VStar, Tensor V0, double Probability, int Updates);
 
 /// <summary>
+/// How v* is searched for: δ is added after block <see cref="Layer"/> and v0 is read at <see cref="Start"/> (ROME: the
+/// MLP's output there; MEMIT's <c>compute_z</c>: the block's output, the residual stream), with Adam for
+/// <see cref="Steps"/> [v_num_grad_steps] at <see cref="LearningRate"/> [v_lr]; the loss's decay term weighs
+/// |δ| / |v0|² by <see cref="WeightDecay"/> [v_weight_decay], its KL term by <see cref="KlFactor"/> [kl_factor];
+/// |δ| ≤ <see cref="ClampNormFactor"/> x |v0| [clamp_norm_factor]; the search stops below <see cref="StopLoss"/>.
+/// </summary>
+public sealed record ValueSearch(int Layer, HookPoint Start, int Steps, double LearningRate, double WeightDecay, double ClampNormFactor, double KlFactor, double StopLoss);
+
+/// <summary>
 /// The value of an edit (the original's <c>compute_v.py</c>): the MLP output v* at the subject's last token that makes
 /// the model say the new target.
 /// </summary>
@@ -22,7 +31,7 @@ public static class ComputeValue
     /// <code>L(δ) = mean NLL(target | xⱼ + prompt) + λ_KL · KL(p(· | subject is a) ‖ p₀) + λ_decay · |δ| / |v0|²</code>
     /// with |δ| clamped to clamp · |v0| after each step. v* and v0 belong to the caller's dispose scope.
     /// </summary>
-    public static Value VStar(LanguageModel lm, RomeHyperParameters hp, EditRequest request, IReadOnlyList<(string Text, int LastSubjectToken)> rewriting,
+    public static Value VStar(LanguageModel lm, ValueSearch hp, EditRequest request, IReadOnlyList<(string Text, int LastSubjectToken)> rewriting,
         int[] targetIds, IReadOnlyList<WeightOverlay> previous, IProgress<EditProgress>? progress, CancellationToken cancel)
     {
         // Rewriting prompts + the target's tokens but the last (teacher forcing); then the KL prompt.
@@ -55,8 +64,8 @@ public static class ComputeValue
         using (var s0 = NewDisposeScope())
         using (no_grad())
         {
-            var cache = lm.Model.RunWithCache(ids, [HookPoint.Mlp(hp.Layer), HookPoint.Resid(hp.Layer)], edits);
-            v0 = cache[HookPoint.Mlp(hp.Layer)][0, lookup[0]].MoveToOuterDisposeScope(); // rewriting[0] is the bare prompt
+            var cache = lm.Model.RunWithCache(ids, [hp.Start, HookPoint.Resid(hp.Layer)], edits);
+            v0 = cache[hp.Start][0, lookup[0]].MoveToOuterDisposeScope(); // rewriting[0] is the bare prompt
             residual = cache[HookPoint.Resid(hp.Layer)].MoveToOuterDisposeScope();
             var klResid = lm.Model.Forward(residual[(batch - 1)..], edits, startAtLayer: hp.Layer + 1, stopAtLayer: lm.Layers);
             klInit = lm.Model.Unembed(klResid[0, klPosition]).log_softmax(-1).MoveToOuterDisposeScope();

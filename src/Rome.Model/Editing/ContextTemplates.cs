@@ -14,23 +14,34 @@ public static class ContextTemplates
 {
     private static readonly ConcurrentDictionary<(string, string, int), List<string>> Cache = new();
 
-    /// <summary>The templates for this model and these settings; cached per model fingerprint, lengths and seed.</summary>
-    public static List<string> For(LanguageModel lm, RomeHyperParameters hp, int seed = 0) =>
-        Cache.GetOrAdd((lm.Fingerprint, string.Join(";", hp.ContextTemplateLengthParams.Select(c => string.Join(",", c))) + "|" + string.Join("|", hp.ContextTemplatePrompts), seed),
-            _ => Generate(lm, hp, seed));
+    /// <summary>
+    /// The templates for this model and these settings ([length, count] pairs, the texts sampled after), "{}" first and
+    /// then each pair's in turn; cached per model fingerprint, settings and seed.
+    /// </summary>
+    public static List<string> For(LanguageModel lm, int[][] lengthParams, string[] prompts, int seed = 0) =>
+        Cache.GetOrAdd((lm.Fingerprint, string.Join(";", lengthParams.Select(c => string.Join(",", c))) + "|" + string.Join("|", prompts), seed),
+            _ => Generate(lm, lengthParams, prompts, seed));
+
+    /// <summary>ROME's templates for <paramref name="hp"/>.</summary>
+    public static List<string> For(LanguageModel lm, RomeHyperParameters hp, int seed = 0) => For(lm, hp.ContextTemplateLengthParams, hp.ContextTemplatePrompts, seed);
+
+    /// <summary>
+    /// The templates' groups as MEMIT averages over them (<c>compute_ks</c>): "{}" alone, then each [length, count] pair's.
+    /// </summary>
+    public static int[] GroupSizes(int[][] lengthParams) => [1, .. lengthParams.Select(p => p[1])];
 
     /// <summary>Braces are removed from the samples: a generated "{" would break the template in the original.</summary>
-    private static List<string> Generate(LanguageModel lm, RomeHyperParameters hp, int seed)
+    private static List<string> Generate(LanguageModel lm, int[][] lengthParams, string[] prompts, int seed)
     {
         var templates = new List<string> { "{}" };
         var i = 0;
-        foreach (var spec in hp.ContextTemplateLengthParams)
+        foreach (var spec in lengthParams)
         {
             if (spec is not [var length, var count] || length < 1 || count < 0)
                 throw new RomeException("contextTemplateLengthParams holds [length, count] pairs with length ≥ 1, e.g. [[5, 10], [10, 10]].");
             for (int n = 0; n < count; n++, i++)
             {
-                var start = hp.ContextTemplatePrompts[n % hp.ContextTemplatePrompts.Length];
+                var start = prompts[n % prompts.Length];
                 var (ids, text) = start == "<|endoftext|>" ? ([lm.StartOfText], "") : (lm.Encode(start), start);
                 var options = new GenerationOptions { MaxTokens = Math.Max(1, length - ids.Length), TopK = 5, Seed = seed + i };
                 var g = TextGenerator.Generate(lm, ids, text, options, Interventions.None);

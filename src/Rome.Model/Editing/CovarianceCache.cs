@@ -56,6 +56,23 @@ public sealed class CovarianceCache(string folder, string? dataFolder = null) : 
         }
     }
 
+    /// <summary>
+    /// AlphaEdit's null-space projection P of C at <paramref name="layer"/> (<see cref="NullSpaceProjection"/>), computed
+    /// once per C and threshold and kept in memory with it.
+    /// </summary>
+    public Tensor Projection(LanguageModel lm, int layer, int tokens, double threshold, string? corpusPath = null,
+                             IProgress<double>? progress = null, CancellationToken cancel = default)
+    {
+        var c = Get(lm, layer, tokens, corpusPath, progress, cancel);
+        lock (_lock)
+        {
+            var key = $"{PathFor(lm, layer, Corpus(lm, corpusPath).Id, tokens)}|P|{threshold:R}";
+            if (_memory.TryGetValue(key, out var kept)) return kept;
+            var (p, _) = NullSpaceProjection.Of(c, threshold);
+            return _memory[key] = p.DetachFromDisposeScope();
+        }
+    }
+
     /// <summary>A corpus's texts and content id, read once per model and source.</summary>
     private (List<string> Texts, string Id) Corpus(LanguageModel lm, string? corpusPath)
     {

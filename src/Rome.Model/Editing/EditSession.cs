@@ -26,15 +26,15 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
     public bool CanRedo { get { lock (_lock) return _undone.Count > 0; } }
 
     /// <summary>The current edits as overlays, in order.</summary>
-    public IReadOnlyList<RankOneOverlay> Overlays { get { lock (_lock) return _applied.Select(e => e.Overlay).ToList(); } }
+    public IReadOnlyList<LowRankOverlay> Overlays { get { lock (_lock) return _applied.SelectMany(e => e.Overlays).ToList(); } }
 
     /// <summary>
-    /// Copies of the current edits' overlays, owned by the caller (dispose them with <see cref="RankOneOverlay.Dispose"/>):
-    /// a long job keeps the edits it started with whatever happens to the stack meanwhile.
+    /// Copies of the current edits' overlays, owned by the caller (dispose them): a long job keeps the edits it started
+    /// with whatever happens to the stack meanwhile.
     /// </summary>
-    public IReadOnlyList<RankOneOverlay> CopyOverlays()
+    public IReadOnlyList<WeightOverlay> CopyOverlays()
     {
-        lock (_lock) return _applied.Select(e => e.Overlay with { U = e.Overlay.U.clone(), V = e.Overlay.V.clone() }).ToList();
+        lock (_lock) return _applied.SelectMany(e => e.Overlays).Select(o => o.Copy()).ToList();
     }
 
     /// <summary>Interventions that run the model with this session's edits.</summary>
@@ -112,24 +112,28 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
     }
 
     /// <summary>
-    /// Saves the edits as safetensors: u_i and v_i per edit, with the requests, layers and the model's fingerprint
-    /// in the header metadata.
+    /// Saves the edits as safetensors: per entry i and edited layer j, the factors <c>edit.i.j.u</c> [in, rank] and
+    /// <c>edit.i.j.v</c> [out, rank] (and AlphaEdit's keys <c>edit.i.j.k</c>), with the requests, methods, layers and the
+    /// model's fingerprint in the header metadata.
     /// </summary>
     public void Export(string path)
     {
         var edits = Edits;
         var tensors = new List<(string, Tensor)>();
         for (int i = 0; i < edits.Count; i++)
-        {
-            tensors.Add(($"edit.{i}.u", edits[i].Overlay.U));
-            tensors.Add(($"edit.{i}.v", edits[i].Overlay.V));
-        }
+            for (int j = 0; j < edits[i].Overlays.Count; j++)
+            {
+                tensors.Add(($"edit.{i}.{j}.u", edits[i].Overlays[j].U));
+                tensors.Add(($"edit.{i}.{j}.v", edits[i].Overlays[j].V));
+                if (edits[i].Keys.Count > 0) tensors.Add(($"edit.{i}.{j}.k", edits[i].Keys[j]));
+            }
         var metadata = new Dictionary<string, string>
         {
             ["format"] = "rome-edits",
+            ["version"] = "2",
             ["model"] = lm.Fingerprint,
             ["model_name"] = lm.Name,
-            ["edits"] = JsonSerializer.Serialize(edits.Select(e => new ExportedEdit(e.Request, e.Layer, e.Overlay.Module, e.TargetProbability)).ToList()),
+            ["edits"] = JsonSerializer.Serialize(edits.Select(e => new ExportedEdit(e.Method, e.Requests, e.Layers, e.Overlays.Select(o => o.Module).ToList(), e.TargetProbabilities, e.Keys.Count > 0)).ToList()),
         };
         AtomicFile.Write(path, temp => Checkpoint.WriteSafetensors(temp, tensors, metadata));
     }
@@ -138,7 +142,8 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
     /// Loads exported edits onto this session (after any it has), all or nothing. The file must come from the same
     /// model, and every tensor is checked (names, count, shapes, finite values) before any of it reaches the model:
     /// a malformed file is refused with a message and leaves the session as it was. <paramref name="label"/> names
-    /// the file in messages (e.g. the name a user uploaded, not a server path).
+    /// the file in messages (e.g. the name a user uploaded, not a server path). Files of the first format (one ROME
+    /// edit an entry, vectors <c>edit.i.u</c> and <c>edit.i.v</c>) still load.
     /// </summary>
     public int Import(string path, string? label = null)
     {
@@ -154,27 +159,47 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
                 throw new RomeException(metadata.GetValueOrDefault("model_name") is { Length: > 0 } made && made != lm.Name
                     ? $"{label} holds edits of another model, {Shorten(made)}, not of {lm.Name}: choose {Shorten(made)} in the model bar, then import it."
                     : $"{label} holds edits of another model (or of another version of {lm.Name}): they only apply to the weights they were made on.");
+            var firstFormat = !metadata.ContainsKey("version");
             List<ExportedEdit> edits;
-            try { edits = JsonSerializer.Deserialize<List<ExportedEdit>>(metadata.GetValueOrDefault("edits") ?? "") ?? []; }
+            try
+            {
+                var text = metadata.GetValueOrDefault("edits") ?? "";
+                edits = firstFormat
+                    ? (JsonSerializer.Deserialize<List<FirstFormatEdit>>(text) ?? []).Select(e => e?.Request is null || e.Module is null ? null! : new ExportedEdit("rome", [e.Request], [e.Layer], [e.Module], [e.TargetProbability], false)).ToList()
+                    : JsonSerializer.Deserialize<List<ExportedEdit>>(text) ?? [];
+            }
             catch (JsonException) { throw new RomeException($"{label} has an unreadable list of edits."); }
-            if (edits.Count == 0 || edits.Any(e => e?.Request is null || e.Module is null))
+            if (edits.Count == 0 || edits.Any(e => e?.Requests is not { Count: > 0 } || e.Requests.Any(r => r is null) || e.Modules is not { Count: > 0 } || e.Layers?.Count != e.Modules.Count || e.TargetProbabilities?.Count != e.Requests.Count))
                 throw new RomeException($"{label} lists no complete edits.");
-            if (tensors.Count != 2 * edits.Count)
-                throw new RomeException($"{label} lists {edits.Count} edit(s) but holds {tensors.Count} tensor(s); it should hold {2 * edits.Count}.");
+            var expected = edits.Sum(e => e.Modules.Count * (e.HasKeys ? 3 : 2));
+            if (tensors.Count != expected)
+                throw new RomeException($"{label} lists {edits.Count} edit(s) but holds {tensors.Count} tensor(s); it should hold {expected}.");
             for (int i = 0; i < edits.Count; i++)
             {
                 var e = edits[i];
-                var linear = lm.Model.Linear(e.Module);
-                if (!tensors.TryGetValue($"edit.{i}.u", out var u) || !tensors.TryGetValue($"edit.{i}.v", out var v))
-                    throw new RomeException($"{label} lacks the tensors of edit {i + 1}.");
-                var (input, output) = (linear.Weight.shape[0], linear.Weight.shape[1]);
-                if (!u.shape.SequenceEqual([input]) || !v.shape.SequenceEqual([output]))
-                    throw new RomeException($"{label}: edit {i + 1} has vectors of shape [{string.Join(", ", u.shape)}] and [{string.Join(", ", v.shape)}], but {e.Module} needs [{input}] and [{output}].");
-                imported.Add(new AppliedEdit(e.Request, e.Layer, new RankOneOverlay(e.Module, u.clone().to(lm.Device), v.clone().to(lm.Device)), e.TargetProbability, 0, []));
+                var overlays = new List<LowRankOverlay>();
+                var keys = new List<Tensor>();
+                imported.Add(new AppliedEdit(e.Method, e.Requests, e.Layers, overlays, e.TargetProbabilities, 0, []) { Keys = keys });
+                for (int j = 0; j < e.Modules.Count; j++)
+                {
+                    var name = firstFormat ? $"edit.{i}" : $"edit.{i}.{j}";
+                    if (!tensors.TryGetValue($"{name}.u", out var u) || !tensors.TryGetValue($"{name}.v", out var v))
+                        throw new RomeException($"{label} lacks the tensors of edit {i + 1}.");
+                    if (firstFormat) (u, v) = (u.unsqueeze(1), v.unsqueeze(1));
+                    var weight = lm.Model.Linear(e.Modules[j]).Weight;
+                    var (input, output) = (weight.shape[0], weight.shape[1]);
+                    if (u.dim() != 2 || v.dim() != 2 || u.shape[0] != input || v.shape[0] != output || u.shape[1] != v.shape[1])
+                        throw new RomeException($"{label}: edit {i + 1} has factors of shape [{string.Join(", ", u.shape)}] and [{string.Join(", ", v.shape)}], but {e.Modules[j]} needs [{input}, r] and [{output}, r].");
+                    overlays.Add(new LowRankOverlay(e.Modules[j], u.clone().to(lm.Device), v.clone().to(lm.Device)));
+                    if (!e.HasKeys) continue;
+                    if (!tensors.TryGetValue($"{name}.k", out var k) || k.dim() != 2 || k.shape[0] != input)
+                        throw new RomeException($"{label}: edit {i + 1} lacks its keys for {e.Modules[j]}, or they are not [{input}, n].");
+                    keys.Add(k.clone().to(lm.Device));
+                }
             }
             lock (_lock)
             {
-                if (imported.Any(n => _applied.Any(a => a.Overlay.Module == n.Overlay.Module && a.Overlay.U.allclose(n.Overlay.U, 0, 0) && a.Overlay.V.allclose(n.Overlay.V, 0, 0))))
+                if (imported.Any(n => _applied.Any(a => SameChange(a, n))))
                     throw new RomeException($"The edits in {label} are already applied here; importing them again would apply them twice.");
                 foreach (var edit in imported) Push(edit);
             }
@@ -191,9 +216,14 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
         }
     }
 
+    private static bool SameChange(AppliedEdit a, AppliedEdit b) =>
+        a.Overlays.Count == b.Overlays.Count && a.Overlays.Zip(b.Overlays).All(p => p.First.Module == p.Second.Module
+            && p.First.U.shape.SequenceEqual(p.Second.U.shape) && p.First.U.allclose(p.Second.U, 0, 0) && p.First.V.allclose(p.Second.V, 0, 0));
+
     private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     public void Dispose() => Clear();
 
-    private sealed record ExportedEdit(EditRequest Request, int Layer, string Module, double TargetProbability);
+    private sealed record ExportedEdit(string Method, IReadOnlyList<EditRequest> Requests, IReadOnlyList<int> Layers, IReadOnlyList<string> Modules, IReadOnlyList<double> TargetProbabilities, bool HasKeys);
+    private sealed record FirstFormatEdit(EditRequest Request, int Layer, string Module, double TargetProbability);
 }

@@ -5,17 +5,6 @@ using static TorchSharp.torch;
 namespace Rome.Model.Editing;
 
 /// <summary>
-/// An edit made: the overlay, p(target) with its δ, the Adam updates that made δ and the context templates used; and,
-/// once measured (<see cref="EditWorkflow"/>), whether it took.
-/// </summary>
-public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay Overlay, double TargetProbability, int Updates, string[] ContextTemplates) : IDisposable
-{
-    public EditVerdict? Verdict { get; set; }
-
-    public void Dispose() => Overlay.Dispose();
-}
-
-/// <summary>
 /// ROME (Meng et al. 2022, section 3; the original's <c>rome_main.py</c>): a rank-one edit of one MLP's output
 /// projection, seen as a key-value memory. Its steps, each in its own file:
 /// <list type="bullet">
@@ -25,12 +14,14 @@ public sealed record AppliedEdit(EditRequest Request, int Layer, RankOneOverlay 
 /// <item><see cref="CovarianceStatistics"/>: C = E[k kᵀ] over a corpus;</item>
 /// <item><see cref="Update"/>: W' = W + (v* − W k) uᵀ / (uᵀk).</item>
 /// </list>
-/// The result is a <see cref="RankOneOverlay"/>: the model's weights are never written.
+/// The result is a rank-one <see cref="LowRankOverlay"/>: the model's weights are never written.
 /// </summary>
 public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
 {
     public string Module => $"h.{hp.Layer}.mlp.c_proj";
     public int Layer => hp.Layer;
+    /// <summary>"rome", or "r-rome" with one key throughout (<see cref="RomeHyperParameters.Key"/>).</summary>
+    public string Method => hp.Key == "consistent" ? "r-rome" : "rome";
 
     /// <summary>
     /// Computes the edit of <paramref name="request"/> on top of <paramref name="previous"/> edits (applied first).
@@ -46,10 +37,10 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
         using var scope = NewDisposeScope();
         var rewriting = templates.Select(t => ContextTemplates.Fill(lm, t, request)).ToList();
         var key = ComputeKey.KStar(lm, hp.Layer, rewriting, previous);
-        var value = ComputeValue.VStar(lm, hp, request, rewriting, targetIds, previous, progress, cancel);
+        var value = ComputeValue.VStar(lm, hp.Search, request, rewriting, targetIds, previous, progress, cancel);
         var u = ComputeKey.U(c, key.KStar);
-        var overlay = Update(Module, u, key.KPrompt, value.VStar - value.V0);
-        return new AppliedEdit(request, hp.Layer, overlay, value.Probability, value.Updates, templates.ToArray());
+        var overlay = hp.Key == "consistent" ? Update(Module, u, key.KStar, value.VStar - key.VMean) : Update(Module, u, key.KPrompt, value.VStar - value.V0);
+        return new AppliedEdit(Method, [request], [hp.Layer], [overlay], [value.Probability], value.Updates, templates.ToArray());
     }
 
     /// <summary>
@@ -59,6 +50,8 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
     public void Check(EditRequest request, int seed = 0)
     {
         EditableLayer.Require(lm, hp.Layer, "ROME");
+        if (hp.Key is not ("original" or "consistent"))
+            throw new RomeException($"The key setting is \"original\" (the original code's) or \"consistent\" (r-ROME's), not \"{hp.Key}\".");
         var length = lm.Encode(request.Filled).Length + lm.Tokenizer.Encode(" " + request.Target.Trim()).Length;
         if (length > lm.Config.Positions)
             throw new RomeException($"The prompt and the new target are {length} tokens long; this model reads at most {lm.Config.Positions}.");
@@ -69,15 +62,14 @@ public sealed class RomeEditor(LanguageModel lm, RomeHyperParameters hp)
     }
 
     /// <summary>
-    /// The rank-one update as an overlay: W' = W + (v* − v0) uᵀ / (uᵀk), so the bare prompt's key k, whose output was
-    /// v0 = W k (+ b), now gives v*, and a key with uᵀk' = 0 is unchanged. As in the original code k is the bare
-    /// prompt's own key while u comes from the averaged k*: with a subject at position 0 the bare prompt's key differs
-    /// much from the prefixed prompts' keys, and dividing by uᵀk* instead would scale the edit down where it matters most.
+    /// The rank-one update as an overlay: W' = W + (v* − v0) uᵀ / (uᵀk), so the key k, whose output was v0 = W k (+ b),
+    /// now gives v*, and a key with uᵀk' = 0 is unchanged. As in the original code k is the bare prompt's own key while
+    /// u comes from the averaged k* (r-ROME: k = k* and v0 its output).
     /// </summary>
-    public static RankOneOverlay Update(string module, Tensor u, Tensor k, Tensor change)
+    public static LowRankOverlay Update(string module, Tensor u, Tensor k, Tensor change)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        return new RankOneOverlay(module, (u / u.dot(k)).DetachFromDisposeScope(), change.detach().clone().DetachFromDisposeScope());
+        return LowRankOverlay.RankOne(module, u / u.dot(k), change);
     }
 }

@@ -37,6 +37,13 @@ public sealed record RomeHyperParameters
     /// can name ordinary openings instead ("The", "Because", ...).
     /// </summary>
     public string[] ContextTemplatePrompts { get; init; } = ["<|endoftext|>"];
+    /// <summary>
+    /// Which key the update is solved for. "original", as the original code: u comes from k*, averaged over the context
+    /// templates, but W' k = v* holds for the bare prompt's own key k. "consistent", r-ROME's (Gupta et al. 2024,
+    /// arXiv 2403.07175; <c>rome edit --key consistent</c>): k* throughout, so W' k* = v*, with the MLP's output averaged
+    /// over the same prompts as the value replaced; the mix of keys is what makes the original's "disabling edits".
+    /// </summary>
+    public string Key { get; init; } = "original";
     /// <summary>"corpus": C = E[k kᵀ] over text (the paper); "identity": C = I (no second-moment adjustment).</summary>
     public string Covariance { get; init; } = "corpus";
     /// <summary>How many corpus tokens C is estimated from [mom2_n_samples is in records there; here tokens].</summary>
@@ -48,6 +55,9 @@ public sealed record RomeHyperParameters
     public double FineTuneConstraint { get; init; } = 5e-4;
     /// <summary>Not ROME's either: how strongly the knowledge-neurons baseline writes (the original library's factor 2).</summary>
     public double KnowledgeNeuronsScale { get; init; } = 2;
+
+    /// <summary>ROME's v* search: δ after block <see cref="Layer"/>, v0 the MLP's output there.</summary>
+    public ValueSearch Search => new(Layer, HookPoint.Mlp(Layer), Steps, LearningRate, WeightDecay, ClampNormFactor, KlFactor, StopLoss);
 
     /// <summary>The original settings for GPT-2 XL (48 layers).</summary>
     public static RomeHyperParameters Gpt2Xl => new();
