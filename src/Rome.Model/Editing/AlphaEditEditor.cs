@@ -17,14 +17,15 @@ public sealed class AlphaEditEditor(LanguageModel lm, MemitHyperParameters hp)
     private readonly MemitEditor _memit = new(lm, hp);
 
     /// <summary>
-    /// Writes <paramref name="requests"/> on top of <paramref name="previous"/> entries; <paramref name="projection"/>
-    /// gives P for a layer (see <see cref="CovarianceCache.Projection"/>), which the caller keeps.
+    /// Writes <paramref name="requests"/> on top of <paramref name="previous"/> entries (whose changes
+    /// <paramref name="overlays"/> may give merged; by default their own); <paramref name="projection"/> gives P for a
+    /// layer (see <see cref="CovarianceCache.Projection"/>), which the caller keeps.
     /// </summary>
     public AppliedEdit Compute(IReadOnlyList<EditRequest> requests, Func<int, Tensor> projection, IReadOnlyList<AppliedEdit>? previous = null,
-                               IProgress<BatchProgress>? progress = null, CancellationToken cancel = default, int seed = 0)
+                               IReadOnlyList<WeightOverlay>? overlays = null, IProgress<BatchProgress>? progress = null, CancellationToken cancel = default, int seed = 0)
     {
         previous ??= [];
-        var overlays = previous.SelectMany(e => e.Overlays).ToList();
+        overlays ??= previous.SelectMany(e => e.Overlays).ToList();
         var edit = _memit.Compute("alphaedit", requests, overlays, (layer, k) =>
         {
             using var scope = NewDisposeScope();

@@ -47,16 +47,31 @@ public sealed class Editors(LanguageModel lm, RomeHyperParameters rome, MemitHyp
     public AppliedEdit Write(string method, IReadOnlyList<EditRequest> requests, IReadOnlyList<AppliedEdit> previous,
                              IProgress<BatchProgress>? progress = null, CancellationToken cancel = default)
     {
-        var overlays = previous.SelectMany(e => e.Overlays).ToList();
-        switch (Require(method))
+        // The earlier entries as one overlay per layer: after hundreds of edits, one product per layer in each pass.
+        var overlays = LowRankOverlay.Merge(previous.SelectMany(e => e.Overlays));
+        try
         {
-            case "memit":
-                return new MemitEditor(lm, memit).Compute(requests, Covariance, overlays, progress, cancel);
-            case "alphaedit":
-                return new AlphaEditEditor(lm, memit).Compute(requests, layer => covariances.Projection(lm, layer, memit.CovarianceTokens, memit.NullspaceThreshold, corpusPath, cancel: cancel),
-                                                              previous, progress, cancel);
+            switch (Require(method))
+            {
+                case "memit":
+                    return new MemitEditor(lm, memit).Compute(requests, Covariance, overlays, progress, cancel);
+                case "alphaedit":
+                    return new AlphaEditEditor(lm, memit).Compute(requests, layer => covariances.Projection(lm, layer, memit.CovarianceTokens, memit.NullspaceThreshold, corpusPath, cancel: cancel),
+                                                                  previous, overlays, progress, cancel);
+                default:
+                    return FactByFact(RomeEditor(method), requests, overlays, progress, cancel);
+            }
         }
-        var editor = RomeEditor(method);
+        finally
+        {
+            foreach (var o in overlays) o.Dispose();
+        }
+    }
+
+    /// <summary>ROME's and r-ROME's batch: each fact on top of the ones before it, as one entry.</summary>
+    private AppliedEdit FactByFact(RomeEditor editor, IReadOnlyList<EditRequest> requests, IReadOnlyList<WeightOverlay> previous,
+                                   IProgress<BatchProgress>? progress, CancellationToken cancel)
+    {
         var c = covariances.ForEditor(lm, rome, corpusPath, cancel: cancel);
         var written = new List<AppliedEdit>();
         try
@@ -65,7 +80,7 @@ public sealed class Editors(LanguageModel lm, RomeHyperParameters rome, MemitHyp
             {
                 var index = i;
                 var step = progress is null ? null : new SyncProgress<EditProgress>(p => progress.Report(new BatchProgress(index, requests.Count, p)));
-                written.Add(editor.Compute(requests[i], c, overlays.Concat(written.SelectMany(e => e.Overlays)).ToList(), step, cancel));
+                written.Add(editor.Compute(requests[i], c, [.. previous, .. written.SelectMany(e => e.Overlays)], step, cancel));
             }
             return AppliedEdit.Merge(written);
         }

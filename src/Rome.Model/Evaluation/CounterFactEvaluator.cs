@@ -18,7 +18,10 @@ public sealed record EvaluationProgress(int Done, int Total, IReadOnlyList<CaseS
 public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters hp, Tensor? covariance,
                                          TfIdf? tfidf = null, Func<string, string, string>? referenceText = null, bool generations = true)
 {
-    public static readonly string[] Methods = ["none", "rome", "ft", "ft-l", "kn"];
+    public static readonly string[] Methods = ["none", "rome", "r-rome", "memit", "alphaedit", "ft", "ft-l", "kn"];
+
+    /// <summary>The editors of r-ROME, MEMIT and AlphaEdit (each case written alone, from the unedited model).</summary>
+    public Editors? Editors { get; init; }
 
     /// <summary>The fine-tuning baselines' settings: plain FT, and FT+L with its L∞ bound (by default the model's).</summary>
     public FineTuneHyperParameters FineTuning { get; init; } = new() { Layer = hp.Layer };
@@ -35,6 +38,9 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
         {
             case "none": break;
             case "rome": session.Apply(new RomeEditor(lm, hp), request, covariance, cancel: cancel); break;
+            case "r-rome" or "memit" or "alphaedit":
+                session.Push((Editors ?? throw new RomeException($"{method} needs the evaluator's editors.")).Write(method, [request], [], cancel: cancel));
+                break;
             case "ft": baseline = [FineTune.Compute(lm, request, FineTuning, cancel)]; break;
             case "ft-l": baseline = [FineTune.Compute(lm, request, FineTuning with { NormConstraint = FineTuneConstraint }, cancel)]; break;
             case "kn":
@@ -53,8 +59,11 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
         }
     }
 
-    /// <summary>The case's scores for the model as <paramref name="iv"/> edits it.</summary>
-    private CaseScores Measure(CounterFactCase c, Interventions iv, CancellationToken cancel)
+    /// <summary>
+    /// The case's scores for the model as <paramref name="iv"/> edits it; GE and RS only when <paramref name="generate"/>
+    /// (by default, when the evaluator generates).
+    /// </summary>
+    internal CaseScores Measure(CounterFactCase c, Interventions iv, CancellationToken cancel, bool? generate = null)
     {
         string newTarget = c.Rewrite.TargetNew.Str, trueTarget = c.Rewrite.TargetTrue.Str;
         (double, double) Score(IReadOnlyList<string> prompts, bool keepTrue)
@@ -76,7 +85,7 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
         }
 
         double? fluency = null, consistency = null;
-        if (generations && c.GenerationPrompts.Length > 0)
+        if ((generate ?? generations) && c.GenerationPrompts.Length > 0)
         {
             var texts = c.GenerationPrompts.Select((p, i) =>
                 TextGenerator.Generate(lm, p, new GenerationOptions { MaxTokens = Math.Min(40, lm.Config.Positions - lm.Encode(p).Length), TopK = 5, Seed = c.CaseId * 31 + i }, iv, cancel).Text).ToList();
@@ -85,7 +94,8 @@ public sealed class CounterFactEvaluator(LanguageModel lm, RomeHyperParameters h
                 consistency = tfidf.Similarity(string.Join(" ", texts), referenceText(c.Rewrite.RelationId, newTarget));
         }
         var top1 = TargetProbability.IsTop1(lm, c.RewritePrompt, newTarget, iv) ? 1.0 : 0.0;
-        return new CaseScores(c.CaseId, es, em, ps, pm, ns, nm, psTrained, psHeldOut, fluency, consistency, top1);
+        var live = TargetProbability.GreedyIs(lm, c.RewritePrompt, newTarget, iv) ? 1.0 : 0.0;
+        return new CaseScores(c.CaseId, es, em, ps, pm, ns, nm, psTrained, psHeldOut, fluency, consistency, top1, live);
     }
 
     private static readonly JsonSerializerOptions Json = new();

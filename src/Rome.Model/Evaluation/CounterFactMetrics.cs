@@ -12,14 +12,14 @@ namespace Rome.Model.Evaluation;
 /// </summary>
 public sealed record CaseScores(
     int CaseId, double ES, double EM, double PS, double PM, double NS, double NM,
-    double? PSTrained, double? PSHeldOut, double? Fluency, double? Consistency, double? Top1 = null);
+    double? PSTrained, double? PSHeldOut, double? Fluency, double? Consistency, double? Top1 = null, double? Live = null);
 
 /// <summary>
 /// Mean scores over cases, x100 as the original <c>summarize.py</c> reports them (GE too: the paper's GE 626 is
 /// 6.26 bits), with S = harmonic mean of ES, PS and NS.
 /// </summary>
 public sealed record Summary(string Method, int Cases, double S, double ES, double PS, double NS, double EM, double PM, double NM,
-                             double? PSTrained, double? PSHeldOut, double? GE, double? RS, double? Top1 = null);
+                             double? PSTrained, double? PSHeldOut, double? GE, double? RS, double? Top1 = null, double? Live = null);
 
 /// <summary>
 /// CounterFact metrics. Efficacy (ES) is the share of rewrite prompts where P(new) &gt; P(true), EM the mean
@@ -52,7 +52,7 @@ public static class CounterFactMetrics
         var (es, ps, ns) = (Percent(c => c.ES), Percent(c => c.PS), Percent(c => c.NS));
         return new Summary(method, cases.Count, HarmonicMean(es, ps, ns), es, ps, ns, Percent(c => c.EM), Percent(c => c.PM), Percent(c => c.NM),
             100 * Average(c => c.PSTrained), 100 * Average(c => c.PSHeldOut), 100 * Average(c => c.Fluency), 100 * Average(c => c.Consistency),
-            100 * Average(c => c.Top1));
+            100 * Average(c => c.Top1), 100 * Average(c => c.Live));
     }
 
     private static readonly Regex Word = new(@"\w+|[^\w\s]", RegexOptions.Compiled);

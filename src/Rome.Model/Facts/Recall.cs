@@ -27,14 +27,14 @@ public static class Recall
     /// <summary>The first token of the object as the model would continue a prompt with it (" Paris").</summary>
     public static int FirstObjectToken(TextTokenizer tokenizer, string obj) => tokenizer.Encode(" " + obj)[0];
 
-    public static RecallScore Score(LanguageModel lm, string name, IReadOnlyList<(string Prompt, string Object)> items, CancellationToken cancel = default)
+    public static RecallScore Score(LanguageModel lm, string name, IReadOnlyList<(string Prompt, string Object)> items, CancellationToken cancel = default, Interventions? iv = null)
     {
         int correct = 0;
         foreach (var chunk in items.Chunk(256))
         {
             cancel.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var logProbs = lm.NextTokenLogProbs(chunk.Select(i => lm.Encode(i.Prompt)).ToList());
+            var logProbs = lm.NextTokenLogProbs(chunk.Select(i => lm.Encode(i.Prompt)).ToList(), iv);
             var argmax = logProbs.argmax(-1).data<long>().ToArray();
             correct += chunk.Where((item, k) => argmax[k] == FirstObjectToken(lm.Tokenizer, item.Object)).Count();
         }

@@ -45,4 +45,20 @@ public static class TargetProbability
         var logits = lm.Model.Forward(lm.Padded([lm.Encode(prompt)]), iv, lastOnly: true);
         return logits[0, -1].argmax().item<long>() == lm.Tokenizer.Encode(" " + target.Trim())[0];
     }
+
+    /// <summary>
+    /// Live decoding: whether the model's greedy continuation of <paramref name="prompt"/> is " <paramref name="target"/>",
+    /// token for token ("The Mirage of Model Editing", arXiv 2502.11177: teacher-forced scores flatter editors).
+    /// </summary>
+    public static bool GreedyIs(LanguageModel lm, string prompt, string target, Interventions iv)
+    {
+        var ids = lm.Encode(prompt).ToList();
+        foreach (var next in lm.Tokenizer.Encode(" " + target.Trim()))
+        {
+            using var logProbs = lm.NextTokenLogProbs(ids, iv);
+            if (logProbs.argmax().item<long>() != next) return false;
+            ids.Add(next);
+        }
+        return true;
+    }
 }

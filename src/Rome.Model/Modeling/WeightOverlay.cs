@@ -51,6 +51,15 @@ public sealed record LowRankOverlay(string Module, Tensor U, Tensor V) : WeightO
 
     public int Rank => (int)U.shape[1];
 
+    /// <summary>
+    /// The same changes with one overlay per module (the factors side by side), new tensors the caller disposes: a
+    /// forward pass through hundreds of edits then makes one product per layer, not hundreds.
+    /// </summary>
+    public static List<LowRankOverlay> Merge(IEnumerable<LowRankOverlay> overlays) =>
+        overlays.GroupBy(o => o.Module)
+            .Select(g => new LowRankOverlay(g.Key, cat(g.Select(o => o.U).ToList(), 1).DetachFromDisposeScope(), cat(g.Select(o => o.V).ToList(), 1).DetachFromDisposeScope()))
+            .ToList();
+
     internal override Tensor Apply(Tensor x, Tensor y)
     {
         using var coefficients = x.matmul(U.to(x.dtype));

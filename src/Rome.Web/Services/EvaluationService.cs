@@ -29,7 +29,8 @@ public sealed class EvaluationService(UserSession user, SessionJobs jobs, Covari
         return jobs.Run<IReadOnlyList<Summary>>(Label, c =>
         {
             var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
-            var evaluator = new CounterFactEvaluator(lm, hp, ordered.Contains("rome") ? covariances.ForEditor(lm, hp, cancel: c) : null, generations: false);
+            var evaluator = new CounterFactEvaluator(lm, hp, ordered.Contains("rome") ? covariances.ForEditor(lm, hp, cancel: c) : null, generations: false)
+                { Editors = Editors.ForModel(lm, covariances) };
             var summaries = new List<Summary>();
             for (int m = 0; m < ordered.Count; m++)
             {
