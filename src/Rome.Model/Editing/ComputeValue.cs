@@ -32,86 +32,129 @@ public static class ComputeValue
     /// with |δ| clamped to clamp · |v0| after each step. v* and v0 belong to the caller's dispose scope.
     /// </summary>
     public static Value VStar(LanguageModel lm, ValueSearch hp, EditRequest request, IReadOnlyList<(string Text, int LastSubjectToken)> rewriting,
-        int[] targetIds, IReadOnlyList<WeightOverlay> previous, IProgress<EditProgress>? progress, CancellationToken cancel)
+        int[] targetIds, IReadOnlyList<WeightOverlay> previous, IProgress<EditProgress>? progress, CancellationToken cancel) =>
+        VStars(lm, hp, [new Fact(request, rewriting, targetIds)], previous, progress, cancel)[0];
+
+    /// <summary>One fact whose v* is searched for: its request, its rewriting prompts and the new target's tokens.</summary>
+    public sealed record Fact(EditRequest Request, IReadOnlyList<(string Text, int LastSubjectToken)> Rewriting, int[] TargetIds);
+
+    /// <summary>
+    /// <see cref="VStar"/> for many facts on the same model at once (MEMIT's z for a batch): one δ per fact, all in one
+    /// batched pass per step. Each fact's loss depends on its own δ only and Adam works element by element, so each
+    /// fact follows the path it would follow alone; a fact whose search has stopped keeps its δ while the others go on.
+    /// <paramref name="progress"/> reports the facts' mean loss terms and p(target) per step.
+    /// </summary>
+    public static List<Value> VStars(LanguageModel lm, ValueSearch hp, IReadOnlyList<Fact> facts, IReadOnlyList<WeightOverlay> previous,
+                                     IProgress<EditProgress>? progress, CancellationToken cancel)
     {
-        // Rewriting prompts + the target's tokens but the last (teacher forcing); then the KL prompt.
-        var sequences = rewriting.Select(p => lm.Encode(p.Text).Concat(targetIds[..^1]).ToArray()).ToList();
-        var promptLengths = rewriting.Select(p => lm.Encode(p.Text).Length).ToList();
-        var klText = $"{request.Subject} is a";
-        var klPosition = lm.Tokenizer.FindSpan(klText, request.Subject).Last;
-        sequences.Add(lm.Encode(klText));
-
-        var batch = sequences.Count;
-        var lookup = rewriting.Select(p => (long)p.LastSubjectToken).Append(klPosition).ToArray();
-        using var ids = lm.Padded(sequences);
-        using var mask = nn.functional.one_hot(tensor(lookup, device: lm.Device), ids.shape[1]).unsqueeze(-1).to(float32);
-
-        // Positions whose next token is a target token: (row, position, target id).
-        var rows = new List<long>(); var positions = new List<long>(); var targets = new List<long>();
-        for (int r = 0; r < rewriting.Count; r++)
-            for (int j = 0; j < targetIds.Length; j++)
+        var n = facts.Count;
+        // Rows: each fact's rewriting prompts + the target's tokens but the last (teacher forcing); then each fact's KL prompt.
+        var sequences = new List<int[]>();
+        var lookup = new List<long>();
+        var rowFact = new List<long>();
+        var rows = new List<long>(); var positions = new List<long>(); var targets = new List<long>(); var targetPrompt = new List<long>();
+        var promptFact = new List<long>();
+        for (int f = 0; f < n; f++)
+            foreach (var (text, last) in facts[f].Rewriting)
             {
-                rows.Add(r); positions.Add(promptLengths[r] - 1 + j); targets.Add(targetIds[j]);
+                var prompt = lm.Encode(text);
+                for (int j = 0; j < facts[f].TargetIds.Length; j++)
+                {
+                    rows.Add(sequences.Count); positions.Add(prompt.Length - 1 + j); targets.Add(facts[f].TargetIds[j]); targetPrompt.Add(promptFact.Count);
+                }
+                promptFact.Add(f);
+                sequences.Add([.. prompt, .. facts[f].TargetIds[..^1]]);
+                lookup.Add(last);
+                rowFact.Add(f);
             }
-        using var rowIndex = tensor(rows.ToArray(), device: lm.Device);
-        using var positionIndex = tensor(positions.ToArray(), device: lm.Device);
-        using var targetIndex = tensor(targets.ToArray(), device: lm.Device);
+        var klRows = sequences.Count;
+        var klPositions = new long[n];
+        for (int f = 0; f < n; f++)
+        {
+            var klText = $"{facts[f].Request.Subject} is a";
+            klPositions[f] = lm.Tokenizer.FindSpan(klText, facts[f].Request.Subject).Last;
+            sequences.Add(lm.Encode(klText));
+            lookup.Add(klPositions[f]);
+            rowFact.Add(f);
+        }
+
+        using var outer = NewDisposeScope();
+        var ids = lm.Padded(sequences);
+        var mask = nn.functional.one_hot(tensor(lookup.ToArray(), device: lm.Device), ids.shape[1]).unsqueeze(-1).to(float32);
+        var rowFactIndex = tensor(rowFact.ToArray(), device: lm.Device);
+        var (rowIndex, positionIndex, targetIndex) = (tensor(rows.ToArray(), device: lm.Device), tensor(positions.ToArray(), device: lm.Device), tensor(targets.ToArray(), device: lm.Device));
+        // Per target token, its prompt; per prompt, its fact; and the counts that make each fact's means.
+        var tokenPrompt = tensor(targetPrompt.ToArray(), device: lm.Device);
+        var tokensPerPrompt = tensor(promptFact.Select(f => (float)facts[(int)f].TargetIds.Length).ToArray(), device: lm.Device);
+        var promptFactIndex = tensor(promptFact.ToArray(), device: lm.Device);
+        var promptsPerFact = tensor(facts.Select(f => (float)f.Rewriting.Count).ToArray(), device: lm.Device);
+        var klRowIndex = arange(klRows, klRows + n, device: lm.Device);
+        var klPositionIndex = tensor(klPositions, device: lm.Device);
 
         // δ enters the residual stream additively after block L, so everything up to there is computed once
-        // and each step runs only blocks L+1.. on (residual + δ at the subject's last token).
+        // and each step runs only blocks L+1.. on (residual + δ at each row's subject's last token).
         var edits = new Interventions { Overlays = previous };
         Tensor v0, klInit, residual;
-        using (var s0 = NewDisposeScope())
         using (no_grad())
         {
             var cache = lm.Model.RunWithCache(ids, [hp.Start, HookPoint.Resid(hp.Layer)], edits);
-            v0 = cache[hp.Start][0, lookup[0]].MoveToOuterDisposeScope(); // rewriting[0] is the bare prompt
-            residual = cache[HookPoint.Resid(hp.Layer)].MoveToOuterDisposeScope();
-            var klResid = lm.Model.Forward(residual[(batch - 1)..], edits, startAtLayer: hp.Layer + 1, stopAtLayer: lm.Layers);
-            klInit = lm.Model.Unembed(klResid[0, klPosition]).log_softmax(-1).MoveToOuterDisposeScope();
+            // Each fact's first rewriting prompt is its bare prompt: v0 is read there.
+            var firstRows = tensor(Enumerable.Range(0, n).Select(f => (long)promptFact.IndexOf(f)).ToArray(), device: lm.Device);
+            v0 = cache[hp.Start][firstRows, tensor(lookup.ToArray(), device: lm.Device).index_select(0, firstRows)];
+            residual = cache[HookPoint.Resid(hp.Layer)];
+            var klResid = lm.Model.Forward(residual[klRows..], edits, startAtLayer: hp.Layer + 1, stopAtLayer: lm.Layers);
+            klInit = lm.Model.Unembed(klResid[arange(n, device: lm.Device), klPositionIndex]).log_softmax(-1);
         }
 
-        var delta = new TorchSharp.Modules.Parameter(zeros(lm.Config.Embd, device: lm.Device), requires_grad: true);
+        var delta = new TorchSharp.Modules.Parameter(zeros(n, lm.Config.Embd, device: lm.Device), requires_grad: true);
         var optimizer = optim.Adam([delta], lr: hp.LearningRate);
         // δ and the loss are float32 whatever the model's dtype (δ is cast to it where it enters the residual stream).
-        var v0Norm = v0.to(float32).norm().item<float>();
-        var maxNorm = hp.ClampNormFactor * v0Norm;
-        var v0NormSquared = v0Norm * v0Norm;
+        var v0Norms = v0.to(float32).norm(1);
+        var maxNorms = (v0Norms * hp.ClampNormFactor).unsqueeze(1);
+        var v0NormsSquared = v0Norms * v0Norms;
         // The original's loop: each iteration measures the loss of the current δ and stops there when the loss is
         // below the threshold or the iteration is the last one, so N configured steps make at most N − 1 updates
         // and what is reported (probability, updates) describes the δ that is returned.
-        double probability = 0;
-        int updates = 0;
-        for (int step = 0; ; step++)
+        var probabilities = new double[n];
+        var updates = new int[n];
+        var active = Enumerable.Repeat(true, n).ToArray();
+        for (int step = 0; active.Any(a => a); step++)
         {
             cancel.ThrowIfCancellationRequested();
             using var s = NewDisposeScope();
-            var resid = lm.Model.Forward(residual + (mask * delta).to(residual.dtype), edits, startAtLayer: hp.Layer + 1, stopAtLayer: lm.Layers);
+            var resid = lm.Model.Forward(residual + (mask * delta.index_select(0, rowFactIndex).unsqueeze(1)).to(residual.dtype), edits, startAtLayer: hp.Layer + 1, stopAtLayer: lm.Layers);
             var logProbs = lm.Model.Unembed(resid[rowIndex, positionIndex]).log_softmax(-1);
             var picked = logProbs.gather(1, targetIndex.unsqueeze(1)).squeeze(1);
-            // Mean over prompts of the per-token mean NLL of the target.
-            var nll = -picked.sum() / (rewriting.Count * targetIds.Length);
-            var klCurrent = lm.Model.Unembed(resid[batch - 1, klPosition]).log_softmax(-1);
-            var kl = hp.KlFactor * (klCurrent.exp() * (klCurrent - klInit)).sum();
-            var decay = hp.WeightDecay * (delta.norm() / v0NormSquared);
+            // Per fact: the mean over its prompts of the per-token mean NLL of the target.
+            var promptNll = zeros(promptFact.Count, device: lm.Device).index_add(0, tokenPrompt, -picked, 1) / tokensPerPrompt;
+            var nll = zeros(n, device: lm.Device).index_add(0, promptFactIndex, promptNll, 1) / promptsPerFact;
+            var klCurrent = lm.Model.Unembed(resid[klRowIndex, klPositionIndex]).log_softmax(-1);
+            var kl = hp.KlFactor * (klCurrent.exp() * (klCurrent - klInit)).sum(1);
+            var decay = hp.WeightDecay * (delta.norm(1) / v0NormsSquared);
             var loss = nll + kl + decay;
             // p(target) as everywhere in Rome: exp(−mean per-token NLL) per prompt (TargetProbability.Of), averaged.
-            probability = picked.detach().view(rewriting.Count, targetIds.Length).mean([1]).exp().mean().item<float>();
-            progress?.Report(new EditProgress(step + 1, hp.Steps, nll.item<float>(), kl.item<float>(), decay.item<float>(), probability));
-            if (loss.item<float>() < hp.StopLoss || step >= hp.Steps - 1) break;
+            var p = (zeros(n, device: lm.Device).index_add(0, promptFactIndex, (-promptNll.detach()).exp(), 1) / promptsPerFact).data<float>().ToArray();
+            var losses = loss.detach().data<float>().ToArray();
+            for (int f = 0; f < n; f++) if (active[f]) probabilities[f] = p[f];
+            progress?.Report(new EditProgress(step + 1, hp.Steps, nll.mean().item<float>(), kl.mean().item<float>(), decay.mean().item<float>(), p.Average()));
+            for (int f = 0; f < n; f++) if (active[f] && (losses[f] < hp.StopLoss || step >= hp.Steps - 1)) active[f] = false;
+            if (!active.Any(a => a)) break;
+            var moving = tensor(active, device: lm.Device).unsqueeze(1);
+            var kept = delta.detach().clone();
             optimizer.zero_grad();
-            loss.backward();
+            (loss * moving.squeeze(1).to(float32)).sum().backward();
             optimizer.step();
-            updates++;
+            for (int f = 0; f < n; f++) if (active[f]) updates[f]++;
             using (no_grad())
             {
-                var norm = delta.norm().item<float>();
-                if (norm > maxNorm) delta.mul_(maxNorm / norm);
+                // Facts whose search has stopped keep their δ (Adam's momentum would still move them).
+                delta.copy_(where(moving, delta, kept));
+                var norms = delta.norm(1, keepdim: true);
+                delta.copy_(where(norms > maxNorms, delta * (maxNorms / norms), delta));
             }
         }
-        klInit.Dispose();
-        residual.Dispose();
         // v* and v0 belong to the caller's dispose scope, like the key.
-        return new Value((v0.to(float32) + delta.detach()).to(v0.dtype), v0, probability, updates);
+        var vStar = (v0.to(float32) + delta.detach()).to(v0.dtype);
+        return Enumerable.Range(0, n).Select(f => new Value(vStar[f].MoveToOuterDisposeScope(), v0[f].MoveToOuterDisposeScope(), probabilities[f], updates[f])).ToList();
     }
 }

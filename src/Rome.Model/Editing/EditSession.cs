@@ -107,7 +107,7 @@ public sealed class EditSession(LanguageModel lm) : IDisposable
         foreach (var o in Overlays)
             deltas[o.Module] = deltas.TryGetValue(o.Module, out var d) ? d + o.Dense() : o.Dense();
         Checkpoint.Save(lm.Model, folder, deltas, float16);
-        foreach (var file in new[] { "facts.json", RomeHyperParameters.FileName, "vocab.json", "merges.txt", "README.md", "loss.csv", "counterfact.json" })
+        foreach (var file in new[] { "facts.json", RomeHyperParameters.FileName, MemitHyperParameters.FileName, "vocab.json", "merges.txt", "README.md", "loss.csv", "counterfact.json" })
             if (File.Exists(Path.Combine(lm.Folder, file))) File.Copy(Path.Combine(lm.Folder, file), Path.Combine(folder, file), overwrite: true);
     }
 

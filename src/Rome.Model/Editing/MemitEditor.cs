@@ -9,7 +9,7 @@ namespace Rome.Model.Editing;
 /// </summary>
 public sealed record BatchProgress(int Done, int Total, EditProgress? Step = null, int? Layer = null)
 {
-    public string Text => Layer is { } l ? $"Writing layer {l}..." : $"Optimising v* for fact {Done + 1} of {Total}...";
+    public string Text => Layer is { } l ? $"Writing layer {l}..." : $"Optimising v* for facts {Done + 1}.. of {Total}...";
 }
 
 /// <summary>
@@ -28,6 +28,9 @@ public sealed record BatchProgress(int Done, int Total, EditProgress? Step = nul
 public sealed class MemitEditor(LanguageModel lm, MemitHyperParameters hp)
 {
     public IReadOnlyList<string> Modules => hp.Layers.Select(l => $"h.{l}.mlp.c_proj").ToList();
+
+    /// <summary>How many facts' z are searched for in one batched pass (each fact's search is its own; see <see cref="ComputeValue.VStars"/>).</summary>
+    public const int ZBatch = 32;
 
     /// <summary>
     /// Writes <paramref name="requests"/> on top of <paramref name="previous"/> edits; <paramref name="covariance"/> gives
@@ -58,20 +61,23 @@ public sealed class MemitEditor(LanguageModel lm, MemitHyperParameters hp)
         try
         {
             using var scope = NewDisposeScope();
-            // z for each fact: the residual stream after the last layer that says the new target (z0 + δ).
+            // z for each fact: the residual stream after the last layer that says the new target (z0 + δ), searched
+            // for ZBatch facts at a time.
             var zs = new List<Tensor>();
             var probabilities = new List<double>();
             var updates = 0;
-            for (int i = 0; i < requests.Count; i++)
+            foreach (var chunk in requests.Chunk(ZBatch))
             {
-                var (index, request) = (i, requests[i]);
-                progress?.Report(new BatchProgress(i, requests.Count));
-                var rewriting = templates.Select(t => ContextTemplates.Fill(lm, t, request)).ToList();
-                var stepProgress = progress is null ? null : new SyncProgress<EditProgress>(p => progress.Report(new BatchProgress(index, requests.Count, p)));
-                var z = ComputeValue.VStar(lm, hp.Search, request, rewriting, TargetIds(request), previous, stepProgress, cancel);
-                zs.Add(z.VStar.to(float64));
-                probabilities.Add(z.Probability);
-                updates += z.Updates;
+                var done = zs.Count;
+                progress?.Report(new BatchProgress(done, requests.Count));
+                var facts = chunk.Select(r => new ComputeValue.Fact(r, templates.Select(t => ContextTemplates.Fill(lm, t, r)).ToList(), TargetIds(r))).ToList();
+                var stepProgress = progress is null ? null : new SyncProgress<EditProgress>(p => progress.Report(new BatchProgress(done, requests.Count, p)));
+                foreach (var z in ComputeValue.VStars(lm, hp.Search, facts, previous, stepProgress, cancel))
+                {
+                    zs.Add(z.VStar.to(float64));
+                    probabilities.Add(z.Probability);
+                    updates += z.Updates;
+                }
             }
             var zMatrix = stack(zs, 1);   // [model width, facts]
             var plain = requests.Select(r => ContextTemplates.Fill(lm, "{}", r)).ToList();
