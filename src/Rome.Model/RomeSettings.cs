@@ -36,6 +36,8 @@ public sealed class RomeSettings
     public int MaxQueuedJobsPerSession { get; set; } = 3;
     /// <summary>Edits one browser tab may stack on a model (each holds its rank-one update, and its undo history).</summary>
     public int MaxEditsPerTab { get; set; } = 20;
+    /// <summary>Facts the Edit page's many-facts mode writes at once.</summary>
+    public int MaxBatchFacts { get; set; } = 100;
     /// <summary>How long a closed or reloading tab's edits are kept for it to come back to (minutes).</summary>
     public int KeepTabMinutes { get; set; } = 30;
     /// <summary>

@@ -26,6 +26,7 @@ builder.Services.AddScoped<AddressBar>();
 builder.Services.AddScoped<EditStackService>();
 builder.Services.AddScoped<TraceService>();
 builder.Services.AddScoped<EditService>();
+builder.Services.AddScoped<BatchEditService>();
 builder.Services.AddScoped<PreviewService>();
 builder.Services.AddScoped<EvaluationService>();
 builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, SessionCircuitHandler>();

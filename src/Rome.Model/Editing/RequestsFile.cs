@@ -80,7 +80,8 @@ public static class RequestsFile
 
     private static List<(string? Prompt, string? Subject, string? Target)> CsvRows(string text, string label)
     {
-        var lines = CsvRecords(text).Where(r => r.Any(f => f.Length > 0)).ToList();
+        var firstLine = text.TrimStart().Split('\n')[0];
+        var lines = CsvRecords(text, firstLine.Contains('\t') ? '\t' : ',').Where(r => r.Any(f => f.Length > 0)).ToList();
         if (lines.Count == 0) return [];
         var header = lines[0].Select(h => h.Trim().ToLowerInvariant()).ToList();
         int Column(string name) => header.IndexOf(name) is >= 0 and var i ? i
@@ -91,8 +92,8 @@ public static class RequestsFile
 
     private static string? Field(List<string> record, int i) => i < record.Count ? record[i] : null;
 
-    /// <summary>CSV records: commas separate fields, double quotes enclose fields with commas, quotes or line breaks.</summary>
-    private static IEnumerable<List<string>> CsvRecords(string text)
+    /// <summary>CSV records: <paramref name="separator"/> separates fields, double quotes enclose fields with separators, quotes or line breaks.</summary>
+    private static IEnumerable<List<string>> CsvRecords(string text, char separator)
     {
         var record = new List<string>();
         var field = new StringBuilder();
@@ -107,7 +108,7 @@ public static class RequestsFile
                 else field.Append(ch);
             }
             else if (ch == '"') quoted = true;
-            else if (ch == ',') { record.Add(field.ToString()); field.Clear(); }
+            else if (ch == separator) { record.Add(field.ToString()); field.Clear(); }
             else if (ch == '\n' || ch == '\r')
             {
                 if (ch == '\r' && i + 1 < text.Length && text[i + 1] == '\n') i++;

@@ -33,9 +33,9 @@ public sealed class ManyEditsEvaluation(LanguageModel lm, Editors editors, Count
         var requests = cases.Select(c => new EditRequest(c.Rewrite.Prompt, c.Rewrite.Subject, c.Rewrite.TargetNew.Str, c.Rewrite.TargetTrue.Str)).ToList();
         editors.Check(method, requests);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var retained = RetainedFacts(cases);
+        var health = new ModelHealth(lm, corpus, cases.Select(c => c.Rewrite.Subject), RetentionSample);
         var sample = cases.Take(GenerationSample).Select(c => c.CaseId).ToHashSet();
-        var retentionUnedited = retained.Count == 0 ? double.NaN : Recall.Score(lm, "retained", retained, cancel).Rate;
+        var retentionUnedited = health.Retention(Interventions.None, cancel) ?? double.NaN;
         var geUnedited = CounterFactMetrics.Summarise(method, cases.Where(c => sample.Contains(c.CaseId)).Select(c => scorer.Measure(c, Interventions.None, cancel, generate: true)).ToList()).GE;
 
         var checkpoints = new List<SequenceCheckpoint>();
@@ -53,7 +53,7 @@ public sealed class ManyEditsEvaluation(LanguageModel lm, Editors editors, Count
                 entries.Add(editors.Write(method, batch, entries, editing, cancel));
                 written += batch.Count;
                 if (written < next && written < cases.Count) continue;
-                checkpoints.Add(Measure(cases.Take(written).ToList(), entries, sample, retained, retentionUnedited, geUnedited, clock.Elapsed.TotalSeconds, method, cancel));
+                checkpoints.Add(Measure(cases.Take(written).ToList(), entries, sample, health, retentionUnedited, geUnedited, clock.Elapsed.TotalSeconds, method, cancel));
                 progress?.Report(new ManyEditsProgress(written, cases.Count, null, checkpoints.ToList()));
                 next = Math.Min(next + checkpointEvery, cases.Count);
             }
@@ -65,7 +65,7 @@ public sealed class ManyEditsEvaluation(LanguageModel lm, Editors editors, Count
         }
     }
 
-    private SequenceCheckpoint Measure(IReadOnlyList<CounterFactCase> edited, IReadOnlyList<AppliedEdit> entries, HashSet<int> sample, List<(string, string)> retained,
+    private SequenceCheckpoint Measure(IReadOnlyList<CounterFactCase> edited, IReadOnlyList<AppliedEdit> entries, HashSet<int> sample, ModelHealth health,
                                double retentionUnedited, double? geUnedited, double seconds, string method, CancellationToken cancel)
     {
         var merged = LowRankOverlay.Merge(entries.SelectMany(e => e.Overlays));
@@ -73,22 +73,12 @@ public sealed class ManyEditsEvaluation(LanguageModel lm, Editors editors, Count
         {
             var iv = new Interventions { Overlays = merged };
             var scores = edited.Select(c => scorer.Measure(c, iv, cancel, generate: sample.Contains(c.CaseId))).ToList();
-            var retention = retained.Count == 0 ? double.NaN : Recall.Score(lm, "retained", retained, cancel, iv).Rate;
+            var retention = health.Retention(iv, cancel) ?? double.NaN;
             return new SequenceCheckpoint(edited.Count, CounterFactMetrics.Summarise(method, scores), retention, retentionUnedited, geUnedited, seconds);
         }
         finally
         {
             foreach (var o in merged) o.Dispose();
         }
-    }
-
-    /// <summary>Up to <see cref="RetentionSample"/> manifest facts (seeded) whose subject no case edits, with their first trained prompt.</summary>
-    private List<(string Prompt, string Object)> RetainedFacts(IReadOnlyList<CounterFactCase> cases)
-    {
-        if (corpus is null) return [];
-        var edited = cases.Select(c => c.Rewrite.Subject).ToHashSet();
-        var random = new Random(0);
-        return corpus.Facts.Where(f => !edited.Contains(f.Subject)).OrderBy(_ => random.Next()).Take(RetentionSample)
-            .Select(f => (corpus.Prompts(f).First(p => p.Trained).Prompt, f.Object)).ToList();
     }
 }
