@@ -23,6 +23,9 @@ public sealed record EditRequest
     public string Target { get; }
     public string? OldTarget { get; init; }
 
+    /// <summary>How a batch names this request, the <paramref name="index"/>-th: Fact 3 ("Nintendo is located in" → Germany).</summary>
+    public string Describe(int index) => $"Fact {index + 1} (\"{Filled}\" → {Target})";
+
     /// <summary>The prompt with the subject filled in.</summary>
     public string Filled => Prompt.Replace("{}", Subject);
 

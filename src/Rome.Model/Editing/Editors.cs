@@ -36,7 +36,7 @@ public sealed class Editors(LanguageModel lm, RomeHyperParameters rome, MemitHyp
         for (int i = 0; i < requests.Count; i++)
         {
             try { editor.Check(requests[i]); }
-            catch (RomeException e) { throw new RomeException($"Fact {i + 1} (\"{requests[i].Filled}\" → {requests[i].Target}): {char.ToLowerInvariant(e.Message[0])}{e.Message[1..]}"); }
+            catch (RomeException e) { throw e.Within(requests[i].Describe(i)); }
         }
     }
 

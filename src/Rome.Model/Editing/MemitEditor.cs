@@ -124,12 +124,10 @@ public sealed class MemitEditor(LanguageModel lm, MemitHyperParameters hp)
             }
             catch (RomeException e)
             {
-                throw new RomeException($"Fact {i + 1} (\"{requests[i].Filled}\" → {requests[i].Target}): {Lower(e.Message)}");
+                throw e.Within(requests[i].Describe(i));
             }
         }
     }
 
     private int[] TargetIds(EditRequest request) => lm.Tokenizer.Encode(" " + request.Target.Trim());
-
-    private static string Lower(string message) => message.Length > 0 ? char.ToLowerInvariant(message[0]) + message[1..] : message;
 }

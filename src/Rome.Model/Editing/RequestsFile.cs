@@ -42,7 +42,7 @@ public static class RequestsFile
             }
             catch (RomeException e)
             {
-                throw new RomeException($"{label}, row {i + 1}: {char.ToLowerInvariant(e.Message[0])}{e.Message[1..]}");
+                throw e.Within($"{label}, row {i + 1}");
             }
         }
         return requests;
