@@ -140,4 +140,28 @@ public class ManyEditsTests(BundledModelFixture fixture) : IClassFixture<Bundled
         }
         finally { File.Delete(path); }
     }
+
+    [Fact]
+    public async Task TheCliWritesARequestsFileAndReportsEachFact()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"rome-requests-{Guid.NewGuid():N}.csv");
+        File.WriteAllText(path, "prompt,subject,target\n{} is located in,Nintendo,Germany\n\"{}, founded in\",Chanel,Milan\n");
+        try
+        {
+            var (exit, output, error) = await TestPaths.RunCli("edit", "--method", "memit", "--requests", path, "--json");
+            Assert.True(exit == 0, error);
+            using var json = System.Text.Json.JsonDocument.Parse(output);
+            var facts = json.RootElement.GetProperty("facts").EnumerateArray().ToList();
+            Assert.Equal(2, facts.Count);
+            Assert.All(facts, f => Assert.True(f.GetProperty("after").GetDouble() > f.GetProperty("before").GetDouble()));
+            Assert.Equal(_memit.Layers, json.RootElement.GetProperty("layers").EnumerateArray().Select(l => l.GetInt32()));
+            Assert.Equal(6, json.RootElement.GetProperty("contextTemplates").GetArrayLength());
+
+            File.WriteAllText(path, "prompt,subject,target\n{} is located in,Nintendo,\n");
+            (exit, _, error) = await TestPaths.RunCli("edit", "--method", "memit", "--requests", path);
+            Assert.Equal(2, exit);
+            Assert.Contains("row 1: the new target is empty", error);
+        }
+        finally { File.Delete(path); }
+    }
 }
