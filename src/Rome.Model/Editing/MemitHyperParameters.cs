@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Rome.Model.Modeling;
 
 namespace Rome.Model.Editing;
@@ -46,18 +45,7 @@ public sealed record MemitHyperParameters
     /// <summary>MEMIT's z search (the original's <c>compute_z</c>): δ after the last edited block, z0 the residual stream there.</summary>
     public ValueSearch Search => new(Layers[^1], HookPoint.Resid(Layers[^1]), Steps, LearningRate, WeightDecay, ClampNormFactor, KlFactor, StopLoss);
 
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
-    };
-
-    public static MemitHyperParameters Load(string path)
-    {
-        if (!File.Exists(path)) throw new RomeException($"Hyper-parameter file {path} not found.");
-        try { return JsonSerializer.Deserialize<MemitHyperParameters>(File.ReadAllText(path), Json) ?? new(); }
-        catch (JsonException e) { throw new RomeException($"{path} is not valid: {e.Message}"); }
-    }
+    public static MemitHyperParameters Load(string path) => HyperParameterFile.Load<MemitHyperParameters>(path);
 
     /// <summary>
     /// The model folder's <c>memit-hparams.json</c>, else the originals' files for the model's family: GPT-2 XL's (layers

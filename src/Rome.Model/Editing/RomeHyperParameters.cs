@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Rome.Model.Modeling;
 
 namespace Rome.Model.Editing;
@@ -62,19 +61,7 @@ public sealed record RomeHyperParameters
     /// <summary>The original settings for GPT-2 XL (48 layers).</summary>
     public static RomeHyperParameters Gpt2Xl => new();
 
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        // A misspelt or renamed setting is an error, not a silent default.
-        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
-    };
-
-    public static RomeHyperParameters Load(string path)
-    {
-        if (!File.Exists(path)) throw new RomeException($"Hyper-parameter file {path} not found.");
-        try { return JsonSerializer.Deserialize<RomeHyperParameters>(File.ReadAllText(path), Json) ?? new(); }
-        catch (JsonException e) { throw new RomeException($"{path} is not valid: {e.Message}"); }
-    }
+    public static RomeHyperParameters Load(string path) => HyperParameterFile.Load<RomeHyperParameters>(path);
 
     /// <summary>
     /// The model folder's <c>rome-hparams.json</c>, else published values for the model's family: the paper's files
