@@ -9,7 +9,7 @@ namespace Rome.Model.Editing;
 /// </summary>
 public sealed record BatchProgress(int Done, int Total, EditProgress? Step = null, int? Layer = null)
 {
-    public string Text => Layer is { } l ? $"Writing layer {l}..." : $"Optimising v* for facts {Done + 1}.. of {Total}...";
+    public string Text => Layer is { } l ? $"Writing layer {l}..." : $"Optimising v* ({Done} of {Total} facts done)...";
 }
 
 /// <summary>
