@@ -22,7 +22,8 @@ internal static class BenchCommands
             "forward" => Forward(a),
             "trace" => Trace(a, cancel),
             "edit" => Edit(a, cancel),
-            _ => throw new RomeException($"Unknown benchmark '{what}' (forward, trace, edit)."),
+            "keys" => Keys(a),
+            _ => throw new RomeException($"Unknown benchmark '{what}' (forward, trace, edit, keys)."),
         };
     }
 
@@ -190,6 +191,49 @@ internal static class BenchCommands
             if (!json) Console.WriteLine($"{lm.Name,-18} layer {hp.Layer,2}: one edit in {median:F2} s (median of {repeats}, {steps} v* steps, C and context templates cached)");
         }
         if (json) Out.WriteJson(rows);
+        return 0;
+    }
+
+    /// <summary>
+    /// Not a speed figure: why a large MEMIT batch breaks on a narrow MLP. For the first N CounterFact cases, at each
+    /// edited layer, the keys K [width, N] MEMIT writes (no z needed): how many directions they span (the singular values
+    /// holding 99 % of K's energy; the stable rank Σσ² / σ₁²), how alike they are (mean |cos| between two keys), and the
+    /// share of a residual the update can deliver at the keys. MEMIT's change gives ΔW K = R M with
+    /// M = Kᵀ (λC + K Kᵀ)⁻¹ K, whose eigenvalues lie in [0, 1): tr(M) / N is the mean share over residual directions,
+    /// and tr(M) ≤ rank K ≤ the width, so a batch wider than the MLP cannot be written whole.
+    /// </summary>
+    private static int Keys(CliArgs a)
+    {
+        var sizes = CliArgs.IntList(a.Get("n", "10,30,100,300,1000"), "n");
+        using var lm = Common.LoadModel(a);
+        a.EnsureAllUsed();
+        var hp = MemitHyperParameters.ForModel(lm.Folder, lm.Config);
+        using var covariances = Common.Covariances();
+        var cases = Rome.Model.Evaluation.CounterFactDataset.Load(Path.Combine(lm.Folder, "counterfact.json"));
+        var templates = ContextTemplates.For(lm, hp.ContextTemplateLengthParams, hp.ContextTemplatePrompts);
+        var groups = ContextTemplates.GroupSizes(hp.ContextTemplateLengthParams);
+        Console.WriteLine($"| facts | layer | width | rank (99 % of energy) | stable rank | mean \\|cos\\| | delivered share tr(M)/N (λ {hp.MomentUpdateWeight}) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        foreach (var n in sizes)
+        {
+            var requests = cases.Take(n).Select(c => new EditRequest(c.Rewrite.Prompt, c.Rewrite.Subject, c.Rewrite.TargetNew.Str)).ToList();
+            foreach (var layer in hp.Layers)
+            {
+                using var scope = NewDisposeScope();
+                var k = ComputeKs.Keys(lm, layer, requests, templates, groups, []);
+                var s2 = linalg.svdvals(k).square();
+                var energy = s2.cumsum(0) / s2.sum();
+                var rank99 = (energy < 0.99).sum().item<long>() + 1;
+                var stable = (s2.sum() / s2[0]).item<double>();
+                var unit = k / k.norm(0, keepdim: true);
+                var cos = unit.t().matmul(unit).abs();
+                var meanCos = ((cos.sum() - cos.diagonal().sum()) / (requests.Count * (requests.Count - 1.0))).item<double>();
+                var c = covariances.Get(lm, layer, hp.CovarianceTokens);
+                var m = k.t().matmul(linalg.solve(c * hp.MomentUpdateWeight + k.matmul(k.t()), k));
+                var delivered = (m.trace() / requests.Count).item<double>();
+                Console.WriteLine($"| {requests.Count} | {layer} | {k.shape[0]} | {rank99} | {stable:F1} | {meanCos:F2} | {delivered:F3} |");
+            }
+        }
         return 0;
     }
 }
