@@ -38,6 +38,12 @@ public sealed class RomeSettings
     public int MaxEditsPerTab { get; set; } = 20;
     /// <summary>Facts the Edit page's many-facts mode writes at once.</summary>
     public int MaxBatchFacts { get; set; } = 100;
+    /// <summary>Students one class room takes (the teacher not counted).</summary>
+    public int MaxRoomMembers { get; set; } = 60;
+    /// <summary>A class room nobody has used for this long (minutes) ends by itself.</summary>
+    public int RoomIdleMinutes { get; set; } = 90;
+    /// <summary>Join pages one address may open per minute (a class behind one school router shares an address).</summary>
+    public int JoinsPerMinute { get; set; } = 120;
     /// <summary>How long a closed or reloading tab's edits are kept for it to come back to (minutes).</summary>
     public int KeepTabMinutes { get; set; } = 30;
     /// <summary>

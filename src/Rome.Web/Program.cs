@@ -29,6 +29,15 @@ builder.Services.AddScoped<EditService>();
 builder.Services.AddScoped<BatchEditService>();
 builder.Services.AddScoped<PreviewService>();
 builder.Services.AddScoped<EvaluationService>();
+builder.Services.AddSingleton<Rome.Web.Services.Class.RoomRegistry>(); // class rooms, by code
+builder.Services.AddScoped<Rome.Web.Services.Class.ClassService>();
+builder.Services.AddRateLimiter(o =>
+{
+    o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+    o.AddPolicy(Rome.Web.Services.Class.RoomRegistry.JoinPolicy, context => System.Threading.RateLimiting.RateLimitPartition.GetFixedWindowLimiter(
+        context.Connection.RemoteIpAddress?.ToString() ?? "",
+        _ => new System.Threading.RateLimiting.FixedWindowRateLimiterOptions { PermitLimit = settings.JoinsPerMinute, Window = TimeSpan.FromMinutes(1) }));
+});
 builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, SessionCircuitHandler>();
 
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
@@ -42,6 +51,7 @@ if (!app.Environment.IsDevelopment())
 if (settings.Replica is { Length: > 0 } replica)
     app.Use((context, next) => { context.Response.Headers["X-Rome-Replica"] = replica; return next(); });
 app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
+app.UseRateLimiter(); // the join page, per address
 app.UseAntiforgery();
 
 app.MapStaticAssets();

@@ -57,6 +57,11 @@ public sealed class JobQueue : BackgroundService
         _log = log;
     }
 
+    private readonly Dictionary<string, int> _startedByLabel = new();
+
+    /// <summary>How many jobs with this label have started since the server did (a class room's trace: one for the room).</summary>
+    public int StartedCount(string label) { lock (_lock) return _startedByLabel.GetValueOrDefault(label); }
+
     /// <summary>How many jobs are running now.</summary>
     public int Running { get { lock (_lock) return _runningJobs.Count; } }
 
@@ -180,6 +185,7 @@ public sealed class JobQueue : BackgroundService
                 {
                     _next = (_next + i + 1) % Math.Max(1, _sessions.Count);
                     job.Started = true;
+                    _startedByLabel[job.Label] = _startedByLabel.GetValueOrDefault(job.Label) + 1;
                     job.Clock.Restart();
                     _runningJobs.Add(job);
                     return job;

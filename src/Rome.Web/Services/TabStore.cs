@@ -11,13 +11,20 @@ public sealed class TabState : IDisposable
     /// <summary>The tab's view: large type for a projector, the dark theme.</summary>
     public bool LargeType { get; set; }
     public bool Dark { get; set; }
+    /// <summary>The class room the tab leads or sits in, if any.</summary>
+    public Class.RoomSeat? Seat { get; set; }
     internal int Attached;
     internal DateTime DetachedAt = DateTime.UtcNow;
 
     public bool HasEdits => Edits.Values.Any(e => e.Edits.Count > 0 || e.CanRedo);
 
+    /// <summary>Worth keeping for the tab to come back to: edits, or a seat in a class room.</summary>
+    public bool WorthKeeping => HasEdits || Seat is { Room.Closed: false };
+
     public void Dispose()
     {
+        Seat?.Release();
+        Seat = null;
         foreach (var session in Edits.Values) session.Dispose();
         Edits.Clear();
     }
@@ -59,7 +66,7 @@ public sealed class TabStore : IDisposable
             {
                 if (kept == current) return current;
                 if (kept.Attached > 0 && !sameTab) return null;
-                if (current.HasEdits) { kept.Dispose(); _tabs[id] = kept = current; } // edits made before the tab said who it is win
+                if (current.WorthKeeping) { kept.Dispose(); _tabs[id] = kept = current; } // edits (or a seat) taken before the tab said who it is win
                 else current.Dispose();
             }
             else _tabs[id] = kept = current;
@@ -75,7 +82,7 @@ public sealed class TabStore : IDisposable
         {
             state.Attached = Math.Max(0, state.Attached - 1);
             state.DetachedAt = DateTime.UtcNow;
-            if (state.Attached == 0 && !state.HasEdits) Forget(state); // nothing worth keeping
+            if (state.Attached == 0 && !state.WorthKeeping) Forget(state);
         }
     }
 

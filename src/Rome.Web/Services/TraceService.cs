@@ -1,5 +1,6 @@
 using Rome.Model;
 using Rome.Model.Tracing;
+using Rome.Web.Services.Class;
 
 namespace Rome.Web.Services;
 
@@ -7,8 +8,11 @@ namespace Rome.Web.Services;
 /// on its edited model, and whether to sever (Figure 4).</summary>
 public sealed record TraceInput(string Prompt, string Subject, IReadOnlyList<TraceKind> Kinds, int Samples, string Noise, bool WithEdits, bool Sever);
 
-/// <summary>The Trace page's service: checks what the tab asked, queues the trace of its model and awaits it.</summary>
-public sealed class TraceService(UserSession user, SessionJobs jobs)
+/// <summary>
+/// The Trace page's service: checks what the tab asked, queues the trace of its model and awaits it. A teacher's trace
+/// is also the room's (<see cref="ClassService"/>): its followers draw the same events, computed once.
+/// </summary>
+public sealed class TraceService(UserSession user, SessionJobs jobs, ClassService? classroom = null)
 {
     public const string Label = "trace";
 
@@ -57,8 +61,30 @@ public sealed class TraceService(UserSession user, SessionJobs jobs)
                 Prompt = input.Prompt, Subject = input.Subject, Kinds = input.Kinds, Samples = input.Samples, Edits = edits,
                 NoiseSource = NoiseLevel.Describe(input.Noise, lm),
             };
-            return await jobs.Run(Label, c => TraceWorkflow.Run(lm, request, noise, input.Sever, grids, progress, c), cancel);
+            var shared = classroom?.ShareTrace(input.Prompt, input.Subject, edits.Count, host.MlpFreeLayers);
+            if (shared is not null) progress = new RoomProgress(shared, classroom!.Room!, progress);
+            try
+            {
+                var outcome = await jobs.Run(Label, c => TraceWorkflow.Run(lm, request, noise, input.Sever, grids, progress, c), cancel);
+                if (shared is not null) (shared.Severed, shared.State) = (outcome.Severed, "done");
+                return outcome;
+            }
+            catch (OperationCanceledException) when (shared is not null) { shared.State = "cancelled"; throw; }
+            catch (Exception) when (shared is not null) { shared.State = "error"; throw; }
+            finally { classroom?.Room?.Updated(); }
         }
         finally { foreach (var edit in edits) edit.Dispose(); }
+    }
+}
+
+/// <summary>Passes each event of a teacher's trace to the room's copy of the grids, then on to the teacher's page.</summary>
+internal sealed class RoomProgress(RoomTrace shared, Room room, IProgress<TraceEvent>? inner) : IProgress<TraceEvent>
+{
+    public void Report(TraceEvent e)
+    {
+        shared.Grids.Add(e);
+        if (e is TraceCells c) shared.Progress = c.Progress;
+        room.Updated();
+        inner?.Report(e);
     }
 }

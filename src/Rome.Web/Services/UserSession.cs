@@ -63,6 +63,9 @@ public sealed class UserSession : IDisposable
     public bool LargeType { get => _state.LargeType; set => _state.LargeType = value; }
     public bool Dark { get => _state.Dark; set => _state.Dark = value; }
 
+    /// <summary>The class room this tab leads or sits in (see <see cref="Class.ClassService"/>), kept across a reload.</summary>
+    public Class.RoomSeat? Seat { get => _state.Seat; set => _state.Seat = value; }
+
     /// <summary>This tab's edits on its current model (each model keeps its own stack).</summary>
     public EditSession Edits
     {

@@ -1,0 +1,133 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using Rome.Web.Services;
+
+namespace Rome.Web.Tests;
+
+/// <summary>A class room in real browsers: a teacher, followers who join by code or link, the trace computed once.</summary>
+[Collection("web")]
+[Trait("Speed", "Slow")] // browsers against the running app
+public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
+{
+    private const string Prompt = "The headquarter of Nintendo is in";
+
+    private async Task<(IPage Teacher, string Code)> StartRoom()
+    {
+        var teacher = await app.OpenAsync("/class");
+        await teacher.Locator("[data-testid=room-start]").ClickAsync();
+        var code = (await teacher.Locator("[data-testid=room-code]").InnerTextAsync()).Trim();
+        Assert.Matches("^[2-9A-HJKMNP-Z]{7}$", code);   // no 0/O, 1/I/L
+        return (teacher, code);
+    }
+
+    private async Task<IPage> JoinByLink(string code, string? name)
+    {
+        var student = await app.OpenAsync($"/join/{code}");
+        if (name is not null) await student.Locator("[data-testid=join-name]").FillAsync(name);
+        await student.Locator("[data-testid=join-submit]").ClickAsync();
+        await student.Locator("[data-testid=room-joined]").WaitForAsync();
+        return student;
+    }
+
+    private async Task Trace(IPage teacher)
+    {
+        await teacher.GotoAsync(app.BaseUrl + "/trace");
+        await WebAppFixture.Interactive(teacher);
+        await teacher.Locator("[data-testid=trace-prompt]").FillAsync(Prompt);
+        await teacher.Locator("[data-testid=trace-subject]").FillAsync("Nintendo");
+        await teacher.Locator("[data-testid=trace-run]").ClickAsync();
+        await teacher.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 60_000 });
+    }
+
+    private static async Task<string?> FollowedCells(IPage student, string kind = "hidden")
+    {
+        var map = student.Locator($"[data-testid=room-follow] [data-testid=trace-heatmap-{kind}][data-state=done]");
+        await map.WaitForAsync(new() { Timeout = 60_000 });
+        return await map.GetAttributeAsync("data-cells");
+    }
+
+    [Fact]
+    public async Task ATeacherLeadsThreeFollowers_WithOneComputation()
+    {
+        var (teacher, code) = await StartRoom();
+        var ada = await JoinByLink(code, "Ada <b>");
+        // The second types the code on the Home page, in lower case with a space.
+        var second = await app.OpenAsync("/");
+        await second.Locator("[data-testid=home-join-code]").FillAsync(code.ToLowerInvariant()[..3] + " " + code.ToLowerInvariant()[3..]);
+        await second.Locator("[data-testid=home-join]").ClickAsync();
+        await WebAppFixture.Interactive(second);
+        await second.Locator("[data-testid=join-submit]").ClickAsync();
+        await second.Locator("[data-testid=room-joined]").WaitForAsync();
+        var third = await JoinByLink(code, null);
+
+        var members = teacher.Locator("[data-testid=room-members][data-count='3'][data-following='3']");
+        await members.WaitForAsync();
+        var names = await members.InnerTextAsync();
+        Assert.Contains("Ada <b>", names);     // shown as text, never markup
+        Assert.Contains("student 2", names);
+        Assert.Contains("student 3", names);
+        foreach (var student in new[] { ada, second, third })
+            await student.Locator("[data-testid=follow-waiting]").WaitForAsync();
+
+        var queue = app.Services.GetRequiredService<JobQueue>();
+        var tracesBefore = queue.StartedCount(TraceService.Label);
+        await Trace(teacher);   // the teacher's tab reloads onto /trace and still leads the room
+        var teacherCells = await teacher.Locator("[data-testid=trace-heatmap-hidden]").GetAttributeAsync("data-cells");
+        foreach (var student in new[] { ada, second, third })
+        {
+            Assert.Equal(teacherCells, await FollowedCells(student));
+            Assert.Contains("Kyoto", await student.Locator("[data-testid=room-follow] [data-testid=trace-answer]").InnerTextAsync());
+            Assert.Contains(Prompt, await student.Locator("[data-testid=follow-prompt]").InnerTextAsync());
+        }
+        Assert.Equal(tracesBefore + 1, queue.StartedCount(TraceService.Label));   // computed once for the room
+        await ada.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "class-follower.png"), FullPage = true });
+
+        // Ada explores on her own, then follows again with one click; the teacher sees the count change.
+        await ada.Locator("[data-testid=room-explore]").ClickAsync();
+        await ada.Locator("[data-testid=room-follow-again]").WaitForAsync();
+        await teacher.Locator("[data-testid=room-banner][data-following='2']").WaitForAsync();
+        await ada.Locator("[data-testid=room-follow-again]").ClickAsync();
+        Assert.Equal(teacherCells, await FollowedCells(ada));
+        await teacher.Locator("[data-testid=room-banner][data-following='3']").WaitForAsync();
+
+        await teacher.GotoAsync(app.BaseUrl + "/class");
+        await WebAppFixture.Interactive(teacher);
+        await teacher.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "class-teacher.png"), FullPage = true });
+        await teacher.Locator("[data-testid=room-close]").ClickAsync();
+        foreach (var student in new[] { ada, second, third })
+            await student.Locator("[data-testid=room-closed]").WaitForAsync();
+        await teacher.Locator("[data-testid=room-start]").WaitForAsync();
+    }
+
+    [Fact]
+    public async Task TwoRoomsAtOnce_AndAStudentsOwnTrace_StayApart()
+    {
+        var (first, firstCode) = await StartRoom();
+        var (_, secondCode) = await StartRoom();
+        Assert.NotEqual(firstCode, secondCode);
+        var inFirst = await JoinByLink(firstCode, "Alan");
+        var inSecond = await JoinByLink(secondCode, "Grace");
+        var explorer = await JoinByLink(firstCode, "Edsger");
+
+        // A student of the first room traces on their own: nobody else sees it.
+        await explorer.Locator("[data-testid=room-explore]").ClickAsync();
+        await explorer.Locator("[data-testid=trace-prompt]").FillAsync("Toyota is headquartered in");
+        await explorer.Locator("[data-testid=trace-subject]").FillAsync("Toyota");
+        await explorer.Locator("[data-testid=trace-run]").ClickAsync();
+        await explorer.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 60_000 });
+        await inFirst.Locator("[data-testid=follow-waiting]").WaitForAsync();
+
+        await Trace(first);
+        await FollowedCells(inFirst);
+        Assert.Equal("waiting", await inSecond.Locator("[data-testid=room-follow]").GetAttributeAsync("data-state"));
+        await inSecond.Locator("[data-testid=follow-waiting]").WaitForAsync();
+    }
+
+    [Fact]
+    public async Task AWrongCode_IsRefusedPlainly()
+    {
+        var student = await app.OpenAsync("/join/ZZZZ999");
+        await student.Locator("[data-testid=join-submit]").ClickAsync();
+        Assert.Contains("no open room with the code ZZZZ999", await student.Locator("[data-testid=join-error]").InnerTextAsync());
+    }
+}
