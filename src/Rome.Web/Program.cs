@@ -31,6 +31,7 @@ builder.Services.AddScoped<PreviewService>();
 builder.Services.AddScoped<EvaluationService>();
 builder.Services.AddSingleton<Rome.Web.Services.Class.RoomRegistry>(); // class rooms, by code
 builder.Services.AddScoped<Rome.Web.Services.Class.ClassService>();
+builder.Services.AddScoped<Rome.Web.Services.Class.RoomEditService>();
 builder.Services.AddRateLimiter(o =>
 {
     o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;

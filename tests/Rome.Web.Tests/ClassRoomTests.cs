@@ -123,6 +123,64 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
         await inSecond.Locator("[data-testid=follow-waiting]").WaitForAsync();
     }
 
+    private static async Task Propose(IPage student, string prompt, string subject, string target)
+    {
+        await student.Locator("[data-testid=submit-prompt]").FillAsync(prompt);
+        await student.Locator("[data-testid=submit-subject]").FillAsync(subject);
+        await student.Locator("[data-testid=submit-target]").FillAsync(target);
+        await student.Locator("[data-testid=submit-send]").ClickAsync();
+    }
+
+    [Fact]
+    public async Task TheClassWritesItsFactsIntoTheRoomsModel_AndNoTabsEdits()
+    {
+        var (teacher, code) = await StartRoom();
+        var ada = await JoinByLink(code, "Ada");
+        var alan = await JoinByLink(code, "Alan");
+        var grace = await JoinByLink(code, "Grace");
+
+        await Propose(ada, "The tower is located in", "Nowhere Land", "Paris");   // neither the subject nor {} in the prompt
+        Assert.Contains("must contain the subject", await ada.Locator("[data-testid=submit-error]").InnerTextAsync());
+        await Propose(ada, "The headquarter of {} is in", "David Suzuki Foundation", "London");
+        await Propose(alan, "{} used to communicate in", "Aleksandr Kaleri", "<script>alert(1)</script>");
+        await Propose(grace, "{} is produced by", "B-29 Superfortress", "Chrysler");
+        await ada.Locator("[data-testid=submit-status][data-state=pending]").WaitForAsync();
+
+        var rows = teacher.Locator("[data-testid=room-submissions][data-count='3'] tbody tr");
+        await rows.First.WaitForAsync();
+        Assert.Contains("<script>alert(1)</script>", await teacher.Locator("[data-testid=room-submissions]").InnerTextAsync());   // text, not markup
+        await rows.Nth(0).Locator("[data-testid=submission-accept]").ClickAsync();
+        await rows.Nth(1).Locator("[data-testid=submission-reject]").ClickAsync();
+        await rows.Nth(2).Locator("[data-testid=submission-accept]").ClickAsync();
+        await alan.Locator("[data-testid=submit-status][data-state=rejected]").WaitForAsync();
+        await ada.Locator("[data-testid=submit-status][data-state=accepted]").WaitForAsync();
+
+        await teacher.Locator("[data-testid=room-apply]").ClickAsync();
+        await teacher.Locator("[data-testid=room-apply-job][data-state=done]").WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 120_000 });
+        foreach (var member in new[] { teacher, ada, alan, grace })
+        {
+            var batch = member.Locator("[data-testid=room-batch][data-facts='2']");
+            await batch.WaitForAsync();
+            Assert.Equal("2", await batch.GetAttributeAsync("data-took"));
+            var text = await batch.InnerTextAsync();
+            Assert.Contains("MEMIT", text);
+            Assert.Contains("retention", text);
+        }
+        await ada.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "class-batch.png"), FullPage = true });
+
+        // The room's model changed; Ada's own model did not.
+        await ada.Locator("[data-testid=room-explore]").ClickAsync();
+        await ada.Locator("[data-testid=trace-prompt]").FillAsync("The headquarter of David Suzuki Foundation is in");
+        await ada.Locator("[data-testid=trace-subject]").FillAsync("David Suzuki Foundation");
+        await ada.Locator("[data-testid=trace-run]").ClickAsync();
+        await ada.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 60_000 });
+        Assert.Contains("Vancouver", await ada.Locator("[data-testid=trace-answer]").InnerTextAsync());
+
+        await teacher.Locator("[data-testid=room-undo]").ClickAsync();
+        await teacher.Locator("[data-testid=room-edits][data-count='0']").WaitForAsync(new() { State = WaitForSelectorState.Attached });
+        await grace.Locator("[data-testid=room-batch]").WaitForAsync(new() { State = WaitForSelectorState.Detached });
+    }
+
     [Fact]
     public async Task AWrongCode_IsRefusedPlainly()
     {

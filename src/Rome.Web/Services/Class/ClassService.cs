@@ -37,7 +37,7 @@ public sealed class ClassService(RoomRegistry rooms, UserSession user)
     {
         if (IsTeacher) return Room!;
         Leave();
-        var (room, key) = rooms.Create();
+        var (room, key) = rooms.Create(user.Host);
         user.Seat = new RoomSeat(room, key, null);
         return room;
     }
@@ -80,6 +80,9 @@ public sealed class ClassService(RoomRegistry rooms, UserSession user)
     /// <summary>A new trace shown to the room this tab leads, or null when it leads none.</summary>
     internal RoomTrace? ShareTrace(string prompt, string subject, int edits, IReadOnlyList<int> mlpFree) =>
         Seat is { TeacherKey: { } key } seat ? Authorised(seat.Room, key).StartTrace(prompt, subject, edits, mlpFree) : null;
+
+    /// <summary>The room this tab leads, or a clear error: what only the teacher may do goes through here.</summary>
+    internal Room Led() => Seat is { TeacherKey: { } key } seat ? Authorised(seat.Room, key) : throw new RomeException("Only the room's teacher can do that.");
 
     private static Room Authorised(Room room, string key)
     {

@@ -1,3 +1,5 @@
+using Rome.Model;
+using Rome.Model.Editing;
 using Rome.Model.Tracing;
 
 namespace Rome.Web.Services.Class;
@@ -33,10 +35,23 @@ public sealed class RoomTrace(string prompt, string subject, int edits, IReadOnl
 }
 
 /// <summary>
+/// A fact a student proposes to rewrite in the room's model: pending until the teacher accepts or rejects it, applied
+/// once the teacher writes the accepted ones. A student has one at a time, and may change it until it is accepted.
+/// </summary>
+public sealed record Submission(string Id, RoomMember Member, EditRequest Request)
+{
+    public const string Pending = "pending", Accepted = "accepted", Rejected = "rejected", Applied = "applied";
+    public string Status { get; internal set; } = Pending;
+}
+
+/// <summary>A batch of the class's facts written into the room's model: each fact's result, the neighbours it changed, and the model's health.</summary>
+public sealed record RoomBatch(BatchReport Report, IReadOnlyList<IReadOnlyList<string>> Flipped, IReadOnlyList<string> Names);
+
+/// <summary>
 /// A class room: a code students join by, its members, and what the teacher shows them. Everything a member's page
 /// draws of the room comes from here, and <see cref="Changed"/> tells those pages to redraw. Thread-safe.
 /// </summary>
-public sealed class Room(string code, string teacherKey, int capacity)
+public sealed class Room(string code, string teacherKey, int capacity, ModelHost host)
 {
     private readonly Lock _lock = new();
     private readonly List<RoomMember> _members = [];
@@ -45,6 +60,8 @@ public sealed class Room(string code, string teacherKey, int capacity)
     public string Code { get; } = code;
     internal string TeacherKey { get; } = teacherKey;
     public int Capacity { get; } = capacity;
+    /// <summary>The model the room edits together: the teacher's when the room started.</summary>
+    public ModelHost Host { get; } = host;
     public bool Closed { get; private set; }
     /// <summary>Why the room ended, for the students' pages.</summary>
     public string? ClosedReason { get; private set; }
@@ -52,6 +69,17 @@ public sealed class Room(string code, string teacherKey, int capacity)
 
     /// <summary>The teacher's latest trace, if any.</summary>
     public RoomTrace? Trace { get; private set; }
+
+    /// <summary>The room's model: its edits (a stack of its own, apart from every tab's), made on first use.</summary>
+    public EditSession? Edits { get; private set; }
+    /// <summary>The last batch of the class's facts written, for every member's screen.</summary>
+    public RoomBatch? LastBatch { get; private set; }
+    /// <summary>A batch is being written (one at a time).</summary>
+    public bool Writing { get; private set; }
+
+    private readonly List<Submission> _submissions = [];
+    public IReadOnlyList<Submission> Submissions { get { lock (_lock) return _submissions.ToList(); } }
+    public Submission? SubmissionOf(RoomMember member) { lock (_lock) return _submissions.LastOrDefault(s => s.Member == member && s.Status != Submission.Applied); }
 
     /// <summary>Raised (on any thread) when members come or go, the room closes, or the teacher's trace moves on.</summary>
     public event Action? Changed;
@@ -100,14 +128,88 @@ public sealed class Room(string code, string teacherKey, int capacity)
     /// <summary>The teacher's job moved on (a trace event, or its end).</summary>
     internal void Updated() => Raise();
 
+    /// <summary>A student's fact (replacing their pending or rejected one), or a clear error.</summary>
+    internal Submission Submit(RoomMember member, EditRequest request)
+    {
+        Submission submission;
+        lock (_lock)
+        {
+            if (Closed) throw new RomeException("This room has ended.");
+            if (!_members.Contains(member)) throw new RomeException("You are not in this room any more: join it again.");
+            if (_submissions.Any(s => s.Member == member && s.Status == Submission.Accepted))
+                throw new RomeException("The teacher has accepted your fact: it can no longer change until it is written.");
+            _submissions.RemoveAll(s => s.Member == member && s.Status is Submission.Pending or Submission.Rejected);
+            _submissions.Add(submission = new Submission(Guid.NewGuid().ToString("N")[..12], member, request));
+            Touch();
+        }
+        Raise();
+        return submission;
+    }
+
+    internal void Decide(string id, bool accept)
+    {
+        lock (_lock)
+        {
+            var submission = _submissions.FirstOrDefault(s => s.Id == id) ?? throw new RomeException("That fact is no longer in the room.");
+            if (submission.Status == Submission.Applied) throw new RomeException("That fact is already written.");
+            submission.Status = accept ? Submission.Accepted : Submission.Rejected;
+            Touch();
+        }
+        Raise();
+    }
+
+    /// <summary>Claims the room's model for a batch: the accepted facts, and the stack to write them on.</summary>
+    internal (IReadOnlyList<Submission> Accepted, EditSession Edits) BeginWriting(Func<EditSession> create)
+    {
+        lock (_lock)
+        {
+            if (Closed) throw new RomeException("This room has ended.");
+            if (Writing) throw new RomeException("A batch is being written already.");
+            var accepted = _submissions.Where(s => s.Status == Submission.Accepted).ToList();
+            if (accepted.Count == 0) throw new RomeException("Accept at least one fact first.");
+            Writing = true;
+            Touch();
+            return (accepted, Edits ??= create());
+        }
+    }
+
+    internal void EndWriting(IReadOnlyList<Submission> written, RoomBatch? batch)
+    {
+        lock (_lock)
+        {
+            Writing = false;
+            if (batch is not null)
+            {
+                foreach (var s in written) s.Status = Submission.Applied;
+                LastBatch = batch;
+            }
+            if (Closed) ReleaseModel();
+        }
+        Raise();
+    }
+
+    /// <summary>The room's edits changed (an undo): the last batch no longer describes the model.</summary>
+    internal void EditsChanged()
+    {
+        lock (_lock) LastBatch = null;
+        Raise();
+    }
+
     internal void Close(string reason)
     {
         lock (_lock)
         {
             if (Closed) return;
             (Closed, ClosedReason) = (true, reason);
+            if (!Writing) ReleaseModel();   // else the batch's end frees it
         }
         Raise();
+    }
+
+    private void ReleaseModel()
+    {
+        Edits?.Dispose();
+        Edits = null;
     }
 
     internal void Touch() => LastActivity = DateTime.UtcNow;

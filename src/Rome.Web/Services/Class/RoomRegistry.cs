@@ -29,13 +29,13 @@ public sealed class RoomRegistry : IDisposable
 
     public int Count => _rooms.Count;
 
-    /// <summary>A new room, and the key that drives it (kept by the teacher's tab, never put in a link).</summary>
-    public (Room Room, string TeacherKey) Create()
+    /// <summary>A new room on <paramref name="host"/>'s model, and the key that drives it (kept by the teacher's tab, never put in a link).</summary>
+    public (Room Room, string TeacherKey) Create(ModelHost host)
     {
         var key = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
         while (true)
         {
-            var room = new Room(NewCode(), key, _settings.MaxRoomMembers);
+            var room = new Room(NewCode(), key, _settings.MaxRoomMembers, host);
             if (_rooms.TryAdd(room.Code, room)) return (room, key);
         }
     }
