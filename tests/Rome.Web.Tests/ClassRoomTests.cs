@@ -182,6 +182,32 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
     }
 
     [Fact]
+    public async Task APoll_ThenTheTraceRevealedBesideTheGuesses()
+    {
+        var (teacher, code) = await StartRoom();
+        var students = new[] { await JoinByLink(code, "Ada"), await JoinByLink(code, "Alan"), await JoinByLink(code, "Grace") };
+        await teacher.Locator("[data-testid=poll-open]").ClickAsync();   // the prompt and subject the panel suggests: Nintendo
+        var guesses = new[] { (4, 3), (4, 3), (6, 6) };
+        for (int i = 0; i < students.Length; i++)
+        {
+            var cell = students[i].Locator($"[data-testid=poll-cell][data-token='{guesses[i].Item1}'][data-layer='{guesses[i].Item2}']");
+            await cell.ClickAsync();
+            await students[i].Locator($"[data-testid=poll-cell][data-mine=yes][data-token='{guesses[i].Item1}']").WaitForAsync();
+        }
+        await teacher.Locator("[data-testid=poll-results][data-votes='3']").WaitForAsync();
+        await teacher.Locator("[data-testid=poll-reveal]").ClickAsync();
+        foreach (var student in students)
+        {
+            await FollowedCells(student);
+            var results = student.Locator("[data-testid=poll-results][data-votes='3']");
+            await results.WaitForAsync();
+            Assert.Equal("2", await results.Locator("tbody tr").Nth(4).Locator("td").Nth(3).GetAttributeAsync("data-count"));
+        }
+        await teacher.Locator("[data-testid=trace-heatmap-hidden][data-state=done]").WaitForAsync(new() { Timeout = 60_000 });   // beside the guesses on the teacher's screen too
+        await students[0].ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "class-poll.png"), FullPage = true });
+    }
+
+    [Fact]
     public async Task AWrongCode_IsRefusedPlainly()
     {
         var student = await app.OpenAsync("/join/ZZZZ999");

@@ -69,6 +69,37 @@ public sealed class ClassService(RoomRegistry rooms, UserSession user)
         user.Seat = null;
     }
 
+    /// <summary>Opens a poll on where <paramref name="subject"/>'s fact in <paramref name="prompt"/> is kept (the teacher's).</summary>
+    public RoomPoll OpenPoll(string? prompt, string? subject)
+    {
+        var room = Led();
+        var lm = room.Host.Require();
+        var sentence = Rome.Model.Editing.EditRequest.Sentence(prompt ?? "", subject ?? "").Trim();
+        if (string.IsNullOrWhiteSpace(subject)) throw new RomeException("Name the subject.");
+        lm.Tokenizer.FindSpan(sentence, subject.Trim());
+        var ids = lm.Encode(sentence);
+        if (ids.Length > room.Host.Settings.MaxPromptTokens) throw new RomeException($"The prompt is {ids.Length} tokens long; the limit is {room.Host.Settings.MaxPromptTokens}.");
+        var poll = new RoomPoll(sentence, subject.Trim(), lm.Tokenizer.TokenLabels(ids), lm.Layers);
+        room.OpenPoll(poll);
+        return poll;
+    }
+
+    /// <summary>This student's guess in the open poll.</summary>
+    public void Guess(int token, int layer)
+    {
+        if (Seat is not { Member: { } member, Room: var room }) throw new RomeException("Join a room first.");
+        room.Guess(member, token, layer);
+    }
+
+    /// <summary>Closes the poll's guesses; the teacher then traces the poll's fact for everyone.</summary>
+    public RoomPoll Reveal()
+    {
+        var room = Led();
+        var poll = room.Poll ?? throw new RomeException("There is no poll open.");
+        room.RevealPoll();
+        return poll;
+    }
+
     /// <summary>While the returned handle lives, this student's screen counts as following the teacher.</summary>
     public IDisposable Follow()
     {

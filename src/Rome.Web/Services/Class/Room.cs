@@ -70,6 +70,33 @@ public sealed class Room(string code, string teacherKey, int capacity, ModelHost
     /// <summary>The teacher's latest trace, if any.</summary>
     public RoomTrace? Trace { get; private set; }
 
+    /// <summary>The teacher's poll, if one is open or revealed.</summary>
+    public RoomPoll? Poll { get; private set; }
+
+    internal void OpenPoll(RoomPoll poll)
+    {
+        lock (_lock) { Poll = poll; Touch(); }
+        Raise();
+    }
+
+    internal void Guess(RoomMember member, int token, int layer)
+    {
+        if (Poll is not { } poll) throw new RomeException("There is no poll open.");
+        lock (_lock)
+        {
+            if (!_members.Contains(member)) throw new RomeException("You are not in this room any more: join it again.");
+            Touch();
+        }
+        poll.Guess(member, token, layer);
+        Raise();
+    }
+
+    internal void RevealPoll()
+    {
+        if (Poll is { } poll) poll.Revealed = true;
+        Raise();
+    }
+
     /// <summary>The room's model: its edits (a stack of its own, apart from every tab's), made on first use.</summary>
     public EditSession? Edits { get; private set; }
     /// <summary>The last batch of the class's facts written, for every member's screen.</summary>
