@@ -102,6 +102,52 @@ public sealed class ReplicaTests(WebAppFixture fixture) : BrowserTest(fixture)
         Assert.Equal(["b"], movedSeen);
     }
 
+    /// <summary>A new browser through the proxy at <paramref name="path"/>, with the replicas that served it, by request.</summary>
+    private async Task<(IPage Page, List<(string Url, string Replica)> Served)> Open(string path)
+    {
+        var context = await app.NewContextAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+        var page = await context.NewPageAsync();
+        var served = new List<(string, string)>();
+        page.Response += (_, r) => { if (r.Headers.TryGetValue("x-rome-replica", out var name)) lock (served) served.Add((r.Url, name)); };
+        await page.GotoAsync(_url + path);
+        await WebAppFixture.Interactive(page);
+        return (page, served);
+    }
+
+    [Fact]
+    public async Task AClassRoomsJoinLinkLeadsToTheReplicaThatHoldsIt()
+    {
+        var (teacher, teacherServed) = await Open("/class");
+        await teacher.Locator("[data-testid=room-start]").ClickAsync();
+        var code = (await teacher.Locator("[data-testid=room-code]").InnerTextAsync()).Trim();
+        var holder = teacherServed[0].Replica;
+        Assert.Equal(8, code.Length);   // the replica's mark, then seven random characters
+        Assert.Equal(Rome.Web.Services.Class.ReplicaMark.Of(holder), code[0]);
+
+        // Two students open the Home page first (round robin: one lands on each replica), then type the code there.
+        var students = new List<IPage>();
+        var first = new List<string>();
+        for (int i = 0; i < 2; i++)
+        {
+            var (student, served) = await Open("/");
+            first.Add(served[0].Replica);
+            await student.Locator("[data-testid=home-join-code]").FillAsync(code);
+            await student.Locator("[data-testid=home-join]").ClickAsync();
+            await student.WaitForURLAsync("**/join/**");
+            await WebAppFixture.Interactive(student);
+            await student.Locator("[data-testid=join-submit]").ClickAsync();
+            await student.Locator("[data-testid=room-joined]").WaitForAsync();
+            lock (served) Assert.Equal(holder, served.Last(s => s.Url.Contains("/join/")).Replica);
+            students.Add(student);
+        }
+        Assert.Contains(first, r => r != holder);   // one of them had started on the other replica
+
+        await teacher.GotoAsync(_url + "/trace?prompt=" + Uri.EscapeDataString("Nintendo is located in") + "&subject=Nintendo&run=1");
+        await teacher.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 120_000 });
+        foreach (var student in students)
+            await student.Locator("[data-testid=room-follow] [data-testid=trace-heatmap-hidden][data-state=done]").WaitForAsync(new() { Timeout = 60_000 });
+    }
+
     /// <summary>The same configuration's build of a sibling project (built with the solution).</summary>
     private static string Built(string project)
     {

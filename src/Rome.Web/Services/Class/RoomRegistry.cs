@@ -7,12 +7,12 @@ namespace Rome.Web.Services.Class;
 /// <summary>
 /// Every open room of this server, by code. A room's code is what students type: seven characters from 31 that cannot
 /// be mistaken for one another when read aloud or off a projector (no 0/O, 1/I/L), about 34.7 bits, drawn from a
-/// cryptographic generator. The teacher's key is a separate secret that only the teacher's tab holds. Rooms close when
+/// cryptographic generator; a named replica puts its <see cref="ReplicaMark"/> before them. The teacher's key is a separate secret that only the teacher's tab holds. Rooms close when
 /// the teacher closes them or after <see cref="RomeSettings.RoomIdleMinutes"/> without anything happening.
 /// </summary>
 public sealed class RoomRegistry : IDisposable
 {
-    public const string Alphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    public const string Alphabet = ReplicaMark.Alphabet;
     /// <summary>The rate-limiting policy of the join page: <see cref="RomeSettings.JoinsPerMinute"/> per address.</summary>
     public const string JoinPolicy = "join";
     public const int CodeLength = 7;
@@ -35,7 +35,8 @@ public sealed class RoomRegistry : IDisposable
         var key = Convert.ToHexString(RandomNumberGenerator.GetBytes(32));
         while (true)
         {
-            var room = new Room(NewCode(), key, _settings.MaxRoomMembers, host);
+            var code = (_settings.Replica is { Length: > 0 } replica ? ReplicaMark.Of(replica).ToString() : "") + NewCode();
+            var room = new Room(code, key, _settings.MaxRoomMembers, host);
             if (_rooms.TryAdd(room.Code, room)) return (room, key);
         }
     }
@@ -48,7 +49,7 @@ public sealed class RoomRegistry : IDisposable
     /// </summary>
     public Room Find(string? code)
     {
-        var clean = new string((code ?? "").Where(char.IsLetterOrDigit).Select(char.ToUpperInvariant).ToArray());
+        var clean = ReplicaMark.Normalize(code);
         if (clean.Length == 0) throw new RomeException("Type the room's code, as the teacher's screen shows it.");
         return _rooms.TryGetValue(clean, out var room) && !room.Closed ? room
             : throw new RomeException($"There is no open room with the code {clean}: check it on the teacher's screen.");
