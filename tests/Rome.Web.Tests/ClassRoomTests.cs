@@ -59,6 +59,9 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
         await second.Locator("[data-testid=join-submit]").ClickAsync();
         await second.Locator("[data-testid=room-joined]").WaitForAsync();
         var third = await JoinByLink(code, null);
+        await third.ReloadAsync();   // a reload (or a dropped connection) keeps the seat
+        await WebAppFixture.Interactive(third);
+        await third.Locator("[data-testid=room-joined]").WaitForAsync();
 
         var members = teacher.Locator("[data-testid=room-members][data-count='3'][data-following='3']");
         await members.WaitForAsync();
