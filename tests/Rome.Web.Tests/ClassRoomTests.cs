@@ -185,6 +185,30 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
     }
 
     [Fact]
+    public async Task TheTeachersEditAppearsOnTheFollowersScreens_ComputedOnce()
+    {
+        var (teacher, code) = await StartRoom();
+        var students = new[] { await JoinByLink(code, "Ada"), await JoinByLink(code, "Alan") };
+        var queue = app.Services.GetRequiredService<JobQueue>();
+        var editsBefore = queue.StartedCount(EditService.Label);
+        await teacher.GotoAsync(app.BaseUrl + "/edit?prompt=" + Uri.EscapeDataString("{} is located in") + "&subject=Nintendo&target=Germany");
+        await WebAppFixture.Interactive(teacher);
+        await teacher.Locator("[data-testid=edit-apply]").ClickAsync();
+        await teacher.Locator("[data-testid=edit-after][data-state=done]").WaitForAsync(new() { Timeout = 120_000 });
+        var verdict = await teacher.Locator("[data-testid=edit-verdict]").InnerTextAsync();
+        foreach (var student in students)
+        {
+            var screen = student.Locator("[data-testid=room-follow][data-showing=edit][data-state=done]");
+            await screen.WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 60_000 });
+            await screen.Locator("[data-testid=edit-after][data-state=done]").WaitForAsync();
+            Assert.Equal(verdict, await screen.Locator("[data-testid=edit-verdict]").InnerTextAsync());
+            Assert.Contains("Germany", await student.Locator("[data-testid=follow-prompt]").InnerTextAsync());
+        }
+        Assert.Equal(editsBefore + 1, queue.StartedCount(EditService.Label));
+        await students[0].ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "class-follower-edit.png"), FullPage = true });
+    }
+
+    [Fact]
     public async Task APoll_ThenTheTraceRevealedBesideTheGuesses()
     {
         var (teacher, code) = await StartRoom();

@@ -1,13 +1,17 @@
 using Rome.Model;
 using Rome.Model.Editing;
+using Rome.Web.Services.Class;
 
 namespace Rome.Web.Services;
 
 /// <summary>Prompts to check an edit with, one per line, and hints where the model's facts have none.</summary>
 public sealed record EditSuggestions(string Paraphrases, string Neighbours, string? Hint, string? NeighbourHint);
 
-/// <summary>The Edit page's service: one ROME edit of the tab's model, measured before and after.</summary>
-public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCache covariances, EditStackService stack)
+/// <summary>
+/// The Edit page's service: one ROME edit of the tab's model, measured before and after. A teacher's edit is also shown
+/// to the room (<see cref="ClassService"/>): its followers draw the same updates, computed once.
+/// </summary>
+public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCache covariances, EditStackService stack, ClassService? classroom = null)
 {
     public const string Label = "edit";
 
@@ -30,16 +34,25 @@ public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCa
         var session = user.Edits;
         if (session.Edits.Count >= host.Settings.MaxEditsPerTab)
             throw new RomeException($"This tab has {session.Edits.Count} edits, the most it may stack; undo or clear some first.");
-        var outcome = await jobs.Run(Label, c =>
+        var shared = classroom?.ShareEdit(request);
+        if (shared is not null) progress = new RoomEditProgress(shared, classroom!.Room!, progress);
+        try
         {
-            var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
-            var editor = new RomeEditor(lm, hp);
-            var covariance = covariances.ForEditor(lm, hp, progress: progress is null ? null
-                : new SyncProgress<double>(f => progress.Report(new EditStage($"Estimating the key statistics C for layer {hp.Layer} (once): {f:P0}"))), cancel: c);
-            return EditWorkflow.Run(session, editor, request, prompts, covariance, progress, c);
-        }, cancel);
-        stack.NotifyChanged();
-        return outcome;
+            var outcome = await jobs.Run(Label, c =>
+            {
+                var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
+                var editor = new RomeEditor(lm, hp);
+                var covariance = covariances.ForEditor(lm, hp, progress: progress is null ? null
+                    : new SyncProgress<double>(f => progress.Report(new EditStage($"Estimating the key statistics C for layer {hp.Layer} (once): {f:P0}"))), cancel: c);
+                return EditWorkflow.Run(session, editor, request, prompts, covariance, progress, c);
+            }, cancel);
+            if (shared is not null) shared.State = "done";
+            stack.NotifyChanged();
+            return outcome;
+        }
+        catch (OperationCanceledException) when (shared is not null) { shared.State = "cancelled"; throw; }
+        catch (Exception) when (shared is not null) { shared.State = "error"; throw; }
+        finally { classroom?.Room?.Updated(); }
     }
 
     /// <summary>
@@ -53,5 +66,16 @@ public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCa
             fact is null ? "No suggestions: the model's facts do not include this one. Type your own checks." : null,
             fact is not null && neighbours.Count == 0
                 ? "No other subject the model knows has this answer, so there is no neighbour to suggest: type your own to see what the edit spills onto." : null);
+    }
+}
+
+/// <summary>Passes each update of a teacher's edit to the room's copy, then on to the teacher's page.</summary>
+internal sealed class RoomEditProgress(RoomEdit shared, Room room, IProgress<EditUpdate>? inner) : IProgress<EditUpdate>
+{
+    public void Report(EditUpdate update)
+    {
+        shared.Take(update);
+        room.Updated();
+        inner?.Report(update);
     }
 }

@@ -112,6 +112,10 @@ public sealed class ClassService(RoomRegistry rooms, UserSession user)
     internal RoomTrace? ShareTrace(string prompt, string subject, int edits, IReadOnlyList<int> mlpFree) =>
         Seat is { TeacherKey: { } key } seat ? Authorised(seat.Room, key).StartTrace(prompt, subject, edits, mlpFree) : null;
 
+    /// <summary>A new edit shown to the room this tab leads, or null when it leads none.</summary>
+    internal RoomEdit? ShareEdit(Rome.Model.Editing.EditRequest request) =>
+        Seat is { TeacherKey: { } key } seat ? Authorised(seat.Room, key).StartEdit(request) : null;
+
     /// <summary>The room this tab leads, or a clear error: what only the teacher may do goes through here.</summary>
     internal Room Led() => Seat is { TeacherKey: { } key } seat ? Authorised(seat.Room, key) : throw new RomeException("Only the room's teacher can do that.");
 

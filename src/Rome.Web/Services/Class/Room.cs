@@ -35,6 +35,41 @@ public sealed class RoomTrace(string prompt, string subject, int edits, IReadOnl
 }
 
 /// <summary>
+/// The teacher's edit as the room sees it: the fact, the v* curve, the verdict, before and after, as the teacher's job
+/// reports them (computed once; followers draw these).
+/// </summary>
+public sealed class RoomEdit(EditRequest request)
+{
+    private readonly Lock _lock = new();
+    private List<EditProgress> _curve = [];
+
+    public EditRequest Request { get; } = request;
+    /// <summary>running, done, cancelled or error.</summary>
+    public string State { get; internal set; } = "running";
+    public string Status { get; private set; } = "";
+    public IReadOnlyList<EditProgress> Curve { get { lock (_lock) return _curve; } }
+    public EditReport? Before { get; private set; }
+    public EditReport? After { get; private set; }
+    public EditVerdict? Verdict { get; private set; }
+
+    internal void Take(EditUpdate update)
+    {
+        lock (_lock)
+            switch (update)
+            {
+                case EditStage stage: Status = stage.Text; break;
+                case EditMeasured { After: false } m: Before = m.Report; break;
+                case EditMeasured m: After = m.Report; break;
+                case EditJudged j: Verdict = j.Verdict; break;
+                case EditStep { Step: var p }:
+                    _curve = [.. _curve, p];
+                    Status = $"Optimising v*: step {p.Step}/{p.Steps}, p(target) {p.TargetProbability:P1}";
+                    break;
+            }
+    }
+}
+
+/// <summary>
 /// A fact a student proposes to rewrite in the room's model: pending until the teacher accepts or rejects it, applied
 /// once the teacher writes the accepted ones. A student has one at a time, and may change it until it is accepted.
 /// </summary>
@@ -69,6 +104,19 @@ public sealed class Room(string code, string teacherKey, int capacity, ModelHost
 
     /// <summary>The teacher's latest trace, if any.</summary>
     public RoomTrace? Trace { get; private set; }
+
+    /// <summary>The teacher's latest edit, if any.</summary>
+    public RoomEdit? Edit { get; private set; }
+    /// <summary>What the teacher did last, which followers see first: "trace" or "edit" (null before either).</summary>
+    public string? Showing { get; private set; }
+
+    internal RoomEdit StartEdit(EditRequest request)
+    {
+        var edit = new RoomEdit(request);
+        lock (_lock) { (Edit, Showing) = (edit, "edit"); Touch(); }
+        Raise();
+        return edit;
+    }
 
     /// <summary>The teacher's poll, if one is open or revealed.</summary>
     public RoomPoll? Poll { get; private set; }
@@ -147,7 +195,7 @@ public sealed class Room(string code, string teacherKey, int capacity, ModelHost
     internal RoomTrace StartTrace(string prompt, string subject, int edits, IReadOnlyList<int> mlpFree)
     {
         var trace = new RoomTrace(prompt, subject, edits, mlpFree);
-        lock (_lock) { Trace = trace; Touch(); }
+        lock (_lock) { (Trace, Showing) = (trace, "trace"); Touch(); }
         Raise();
         return trace;
     }
