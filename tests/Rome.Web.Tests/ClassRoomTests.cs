@@ -178,6 +178,11 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
         await ada.Locator("[data-testid=trace-run]").ClickAsync();
         await ada.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 60_000 });
         Assert.Contains("Vancouver", await ada.Locator("[data-testid=trace-answer]").InnerTextAsync());
+        // ... and she can trace the room's model, which says the class's fact.
+        await ada.Locator("[data-testid=trace-room-model]").ClickAsync();
+        await ada.Locator("[data-testid=trace-run]").ClickAsync();
+        await ada.Locator("[data-testid=trace-answer][data-state=done]", new() { HasText = "London" }).WaitForAsync(new() { Timeout = 60_000 });
+        Assert.Contains("class room's model", await ada.Locator("[data-testid=trace-model]").InnerTextAsync());
 
         await teacher.Locator("[data-testid=room-undo]").ClickAsync();
         await teacher.Locator("[data-testid=room-edits][data-count='0']").WaitForAsync(new() { State = WaitForSelectorState.Attached });

@@ -5,8 +5,8 @@ using Rome.Web.Services.Class;
 namespace Rome.Web.Services;
 
 /// <summary>What a tab asks to trace: the prompt and subject, which grids, samples, noise ("3s" or a number), whether
-/// on its edited model, and whether to sever (Figure 4).</summary>
-public sealed record TraceInput(string Prompt, string Subject, IReadOnlyList<TraceKind> Kinds, int Samples, string Noise, bool WithEdits, bool Sever);
+/// on its edited model, whether to sever (Figure 4), and whether on its class room's model (with the class's edits).</summary>
+public sealed record TraceInput(string Prompt, string Subject, IReadOnlyList<TraceKind> Kinds, int Samples, string Noise, bool WithEdits, bool Sever, bool OnRoomModel = false);
 
 /// <summary>
 /// The Trace page's service: checks what the tab asked, queues the trace of its model and awaits it. A teacher's trace
@@ -20,6 +20,9 @@ public sealed class TraceService(UserSession user, SessionJobs jobs, ClassServic
 
     /// <summary>How many edits the tab's model carries (a trace can include them).</summary>
     public int EditCount => user.EditCount;
+
+    /// <summary>How many batches the class has written into the room's model of the tab's room (0 outside a room).</summary>
+    public int RoomEditCount => classroom?.Room?.Edits?.Edits.Count ?? 0;
 
     /// <summary>The tab's model's averaged trace kept beside it, if any.</summary>
     public AveragedTraceFile? AveragedTrace => user.Host.AveragedTrace;
@@ -45,7 +48,8 @@ public sealed class TraceService(UserSession user, SessionJobs jobs, ClassServic
     public async Task<TraceOutcome> TraceAsync(TraceInput input, TraceCollector? grids = null, IProgress<TraceEvent>? progress = null, CancellationToken cancel = default)
     {
         input = input with { Prompt = Rome.Model.Editing.EditRequest.Sentence(input.Prompt, input.Subject), Subject = input.Subject.Trim() };
-        var (host, lm) = (user.Host, user.Host.Require());
+        var room = input.OnRoomModel ? classroom?.Room ?? throw new RomeException("This tab is in no class room.") : null;
+        var (host, lm) = room is null ? (user.Host, user.Host.Require()) : (room.Host, room.Host.Require());
         var settings = host.Settings;
         if (input.Kinds.Count == 0 && !input.Sever) throw new RomeException("Choose at least one kind of state to restore.");
         var tokens = lm.Encode(input.Prompt).Length;
@@ -53,7 +57,7 @@ public sealed class TraceService(UserSession user, SessionJobs jobs, ClassServic
         if (input.Samples < 1 || input.Samples > settings.MaxTraceSamples) throw new RomeException($"Samples must be between 1 and {settings.MaxTraceSamples}.");
         lm.Tokenizer.FindSpan(input.Prompt, input.Subject);
         var noise = NoiseLevel.Parse(input.Noise, () => NoiseLevel.SubjectStd(lm, settings.CacheFolder, settings.DataFolder));
-        var edits = input.WithEdits && user.EditCount > 0 ? user.Edits.CopyOverlays() : [];
+        var edits = room is not null ? room.Edits?.CopyOverlays() ?? [] : input.WithEdits && user.EditCount > 0 ? user.Edits.CopyOverlays() : [];
         try
         {
             var request = new TraceRequest
