@@ -3,6 +3,7 @@
 # once (Playwright in Debian's Chromium), each tracing a fact and then editing it. The clients run at the lowest
 # CPU priority, so the server has the machine's cores. Run it alone: other libtorch work skews every number.
 #   bench/web-load.sh [--tabs 1,5,10,30] [--settle 15] [--max-trace 50]   (other options go to the app, e.g. --Rome:Workers=2)
+#   bench/web-load.sh --class 30 [--rounds 3]   a class room: a teacher and 30 followers (README "Serving a class")
 # --max-trace S ends with one trace of the longest prompt at S samples, and the memory it leaves.
 # APP_DIR=/other/checkout serves another checkout's app (to compare two versions with one driver).
 set -euo pipefail
@@ -12,7 +13,7 @@ app_dir=$(realpath "${APP_DIR:-.}")
 bench_args=() app_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --tabs|--settle|--timeout|--max-trace) bench_args+=("$1" "$2"); shift 2 ;;
+    --tabs|--settle|--timeout|--max-trace|--class|--rounds) bench_args+=("$1" "$2"); shift 2 ;;
     *) app_args+=("$1"); shift ;;
   esac
 done
@@ -37,4 +38,4 @@ if [ "$(id -u)" = 0 ]; then
   clients=(setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$home" DOTNET_CLI_HOME="$home" nice -n 19)
 fi
 echo "server pid $server, $(nproc) cores; clients at nice 19"
-"${clients[@]}" dotnet artifacts/bench-driver/Rome.Bench.Web.dll --url "http://127.0.0.1:$port" --pid "$server" --model "$app_dir/models/rome-knowing" "${bench_args[@]}"
+"${clients[@]}" dotnet artifacts/bench-driver/Rome.Bench.Web.dll --url "http://127.0.0.1:$port" --pid "$server" --model "$app_dir/models/rome-knowing" --log "$PWD/artifacts/bench-web.log" "${bench_args[@]}"

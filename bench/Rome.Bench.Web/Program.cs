@@ -3,11 +3,13 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.Playwright;
 
-// A class on one server: N browser tabs at once, each tracing one fact and then editing it, as a student would.
+// A class on one server: N browser tabs at once, each tracing one fact and then editing it, as a student would; or
+// (--class N) a class room: a teacher and N followers, the trace and edit computed once (see ClassRounds).
 // Prints per round the failures, click-to-done waits, server CPU seconds per tab and the server's RSS before, at
 // its peak and after the round. The server is another process (bench/web-load.sh starts it and runs this at
 // lower CPU priority); its PID gives CPU time and RSS from /proc.
 //   dotnet run --project bench/Rome.Bench.Web -- --url http://127.0.0.1:5080 --pid PID --tabs 5,10,30 [--model DIR] [--settle 15] [--max-trace 50]
+//   ... --class 30 [--rounds 3] [--log SERVER-LOG]
 
 var options = Args(args);
 var url = options.GetValueOrDefault("url", "http://127.0.0.1:5080").TrimEnd('/');
@@ -27,6 +29,12 @@ await using var browser = await playwright.Chromium.LaunchAsync(new()
     Headless = true,
     Args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
+
+if (options.TryGetValue("class", out var classSize))
+{
+    await ClassRounds(int.Parse(classSize, CultureInfo.InvariantCulture), int.Parse(options.GetValueOrDefault("rounds", "3"), CultureInfo.InvariantCulture));
+    return;
+}
 
 Console.WriteLine("| tabs | failures | trace, click to done: median / max | edit, median / max | server CPU s per tab (trace + edit) | server RSS before → peak → after (MB) |");
 Console.WriteLine("|---|---|---|---|---|---|");
@@ -83,6 +91,145 @@ if (options.ContainsKey("max-trace"))
     await sampler;
     Console.WriteLine($"\nOne trace of the longest prompt ({traced}): {(error ?? "done")} in {seconds:F1} s, server CPU {Cpu(pid) - cpuBefore:F1} s, RSS {before:N0} → {peak:N0} → {Rss(pid):N0} MB");
 }
+
+// A class room: a teacher and N followers, three rounds. The teacher's trace and edit are computed once and drawn on
+// every follower's screen: how long after the teacher's own page (in the browsers, and as the server logs it), what
+// the round costs the server against the teacher's trace and edit alone, how long the class's batch of N facts takes
+// to reach every screen, and the server's memory after each round.
+async Task ClassRounds(int followers, int rounds)
+{
+    var fact = cases[0];
+    var filled = fact.Prompt.Replace("{}", fact.Subject);
+    var traceUrl = $"{url}/trace?prompt={Uri.EscapeDataString(filled)}&subject={Uri.EscapeDataString(fact.Subject)}&run=1";
+    var editUrl = $"{url}/edit?prompt={Uri.EscapeDataString(fact.Prompt)}&subject={Uri.EscapeDataString(fact.Subject)}&target={Uri.EscapeDataString(fact.Target)}";
+    var log = options.GetValueOrDefault("log");
+
+    // The teacher alone, no room: the CPU a trace and an edit cost.
+    var alone = await NewPage();
+    var cpuAlone = Cpu(pid);
+    await alone.GotoAsync(traceUrl);
+    await Done(alone, "trace-job");
+    await TeacherEdit(alone);
+    cpuAlone = Cpu(pid) - cpuAlone;
+    await alone.Context.CloseAsync();
+    Console.WriteLine($"The teacher's trace and edit alone: {cpuAlone:F2} server CPU-s.\n");
+    Console.WriteLine("| round | followers | failures | trace on followers' screens after the teacher's: median / max (browser) | edit: median / max (browser) | sent, server log: max | server CPU for the round / the teacher's alone | class batch of N facts on every screen | RSS before → peak → after (MB) |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+    for (int round = 1; round <= rounds; round++)
+    {
+        var (rssBefore, logFrom) = (Rss(pid), log is null ? 0 : new FileInfo(log).Length);
+        var peak = rssBefore;
+        using var sampling = new CancellationTokenSource();
+        var sampler = Task.Run(async () => { while (!sampling.IsCancellationRequested) { peak = Math.Max(peak, Rss(pid)); await Task.Delay(200); } });
+        var failures = new List<string>();
+        var teacher = await NewPage();
+        await teacher.GotoAsync($"{url}/class");
+        await Interactive(teacher);
+        await teacher.ClickAsync("[data-testid=room-start]");
+        var code = (await teacher.Locator("[data-testid=room-code]").InnerTextAsync()).Trim();
+        var students = (await Task.WhenAll(Enumerable.Range(0, followers).Select(async i =>
+        {
+            var page = await NewPage();
+            await page.GotoAsync($"{url}/join/{code}");
+            await Interactive(page);
+            await page.Locator("[data-testid=join-name]").FillAsync($"S{i + 1}");
+            await page.ClickAsync("[data-testid=join-submit]");
+            await page.Locator("[data-testid=room-joined]").WaitForAsync();
+            return page;
+        }))).ToList();
+        await teacher.Locator($"[data-testid=room-members][data-following='{followers}']").WaitForAsync(new() { State = WaitForSelectorState.Attached });
+
+        // The trace, then the edit, computed once: each follower's screen fully drawn, against the teacher's.
+        var cpuRound = Cpu(pid);
+        await teacher.GotoAsync(traceUrl);
+        var traceDrawn = students.Select(p => DrawnAt(p, "[data-testid=room-follow][data-showing=trace] [data-testid=trace-heatmap-attn][data-state=done] .main-svg")).ToList();
+        var teacherTrace = await DrawnAt(teacher, "[data-testid=trace-heatmap-attn][data-state=done] .main-svg");
+        var traceLags = await Lags(traceDrawn, teacherTrace, failures);
+        var editDrawn = students.Select(p => DrawnAt(p, "[data-testid=room-follow][data-showing=edit] [data-testid=edit-after][data-state=done] table")).ToList();
+        await TeacherEdit(teacher);
+        var teacherEdit = await DrawnAt(teacher, "[data-testid=edit-after][data-state=done] table");
+        var editLags = await Lags(editDrawn, teacherEdit, failures);
+        cpuRound = Cpu(pid) - cpuRound;
+
+        // The class's batch: every follower proposes a fact, the teacher accepts them all and writes them.
+        await teacher.GotoAsync($"{url}/class");
+        await Interactive(teacher);
+        await Task.WhenAll(students.Select(async (p, i) =>
+        {
+            var c = cases[1 + i % (cases.Count - 1)];
+            await p.Locator("[data-testid=submit-prompt]").FillAsync(c.Prompt);
+            await p.Locator("[data-testid=submit-subject]").FillAsync(c.Subject);
+            await p.Locator("[data-testid=submit-target]").FillAsync(c.Target);
+            await p.ClickAsync("[data-testid=submit-send]");
+        }));
+        await teacher.Locator($"[data-testid=room-submissions][data-count='{followers}']").WaitForAsync();
+        for (int i = 0; i < followers; i++)
+            await teacher.Locator("[data-testid=room-submissions] tbody tr").Nth(i).Locator("[data-testid=submission-accept]").ClickAsync();
+        var clock = Stopwatch.StartNew();
+        await teacher.ClickAsync("[data-testid=room-apply]");
+        await Task.WhenAll(students.Select(p => p.Locator($"[data-testid=room-batch][data-facts='{followers}']").WaitForAsync(new() { Timeout = (float)timeout.TotalMilliseconds })));
+        var batchSeconds = clock.Elapsed.TotalSeconds;
+
+        await teacher.ClickAsync("[data-testid=room-close]");
+        await Task.WhenAll(students.Select(p => p.Locator("[data-testid=room-closed]").WaitForAsync()));
+        foreach (var p in students.Append(teacher)) await p.Context.CloseAsync();
+        await Task.Delay(settle);
+        sampling.Cancel();
+        await sampler;
+        var sent = log is null ? [] : SentDelays(log, logFrom);
+        foreach (var f in failures.GroupBy(f => f)) Console.Error.WriteLine($"  failure ({f.Count()}x): {f.Key}");
+        string Spread(List<double> xs) => xs.Count > 0 ? $"{Median(xs):F2} s / {xs.Max():F2} s" : "-";
+        Console.WriteLine($"| {round} | {followers} | {failures.Count} | {Spread(traceLags)} | {Spread(editLags)} | {(sent.Count > 0 ? $"{sent.Max():F0} ms ({sent.Count} pages)" : "-")} | " +
+                          $"{cpuRound:F2} / {cpuAlone:F2} = {cpuRound / cpuAlone:F2} | {batchSeconds:F1} s | {rssBefore:N0} → {peak:N0} → {Rss(pid):N0} |");
+    }
+
+    async Task<IPage> NewPage()
+    {
+        var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+        context.SetDefaultTimeout((float)timeout.TotalMilliseconds);
+        return await context.NewPageAsync();
+    }
+
+    async Task TeacherEdit(IPage page)
+    {
+        await page.GotoAsync(editUrl);
+        await Interactive(page);
+        await page.Locator("[data-testid=edit-apply]:not([disabled])").WaitForAsync();
+        await page.ClickAsync("[data-testid=edit-apply]");
+        await Done(page, "edit-job");
+    }
+
+    // The browser's clock (ms since the epoch; every page runs on this machine) when the selector first matches.
+    static async Task<double> DrawnAt(IPage page, string selector)
+    {
+        var at = await page.WaitForFunctionAsync($"() => document.querySelector({JsonSerializer.Serialize(selector)}) ? Date.now() : null", null, new() { PollingInterval = 50 });
+        return await at.JsonValueAsync<double>();
+    }
+
+    static async Task<List<double>> Lags(List<Task<double>> drawn, double teacherAt, List<string> failures)
+    {
+        var lags = new List<double>();
+        foreach (var d in drawn)
+        {
+            try { lags.Add((await d - teacherAt) / 1000); }
+            catch (Exception e) { failures.Add(e.Message.Split('\n')[0]); }
+        }
+        return lags;
+    }
+
+    // The delays the server logged (FollowedScreen) since byte offset `from` of its log.
+    static List<double> SentDelays(string path, long from)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        stream.Seek(from, SeekOrigin.Begin);
+        var text = new StreamReader(stream).ReadToEnd();
+        return System.Text.RegularExpressions.Regex.Matches(text, @"was sent the teacher's finished \w+ (\d+) ms")
+            .Select(m => double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+    }
+}
+
+static Task Interactive(IPage page) =>
+    page.Locator("[data-testid=interactive][data-state=yes]").WaitForAsync(new() { State = WaitForSelectorState.Attached });
 
 // One student: open a fact's trace (it starts on opening), wait for it, then edit the fact and wait for the edit.
 async Task<(double Trace, double Edit, string? Error)> Student((string Prompt, string Subject, string Target) fact)

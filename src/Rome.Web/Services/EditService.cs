@@ -46,7 +46,7 @@ public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCa
                     : new SyncProgress<double>(f => progress.Report(new EditStage($"Estimating the key statistics C for layer {hp.Layer} (once): {f:P0}"))), cancel: c);
                 return EditWorkflow.Run(session, editor, request, prompts, covariance, progress, c);
             }, cancel);
-            if (shared is not null) shared.State = "done";
+            if (shared is not null) (shared.State, shared.Finished) = ("done", DateTime.UtcNow);
             stack.NotifyChanged();
             return outcome;
         }

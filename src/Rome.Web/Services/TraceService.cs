@@ -70,7 +70,7 @@ public sealed class TraceService(UserSession user, SessionJobs jobs, ClassServic
             try
             {
                 var outcome = await jobs.Run(Label, c => TraceWorkflow.Run(lm, request, noise, input.Sever, grids, progress, c), cancel);
-                if (shared is not null) (shared.Severed, shared.State) = (outcome.Severed, "done");
+                if (shared is not null) (shared.Severed, shared.State, shared.Finished) = (outcome.Severed, "done", DateTime.UtcNow);
                 return outcome;
             }
             catch (OperationCanceledException) when (shared is not null) { shared.State = "cancelled"; throw; }

@@ -27,6 +27,8 @@ public sealed class RoomTrace(string prompt, string subject, int edits, IReadOnl
     /// <summary>running, done, cancelled or error (as the Trace page's data-state).</summary>
     public string State { get; internal set; } = "running";
     public double Progress { get; internal set; }
+    /// <summary>When the teacher's job finished it (UTC), so followers' pages can log how long after they drew it.</summary>
+    public DateTime? Finished { get; internal set; }
     public SeveredSummary? Severed { get; internal set; }
     /// <summary>How many of the teacher's edits the trace ran on.</summary>
     public int Edits { get; } = edits;
@@ -46,6 +48,8 @@ public sealed class RoomEdit(EditRequest request)
     public EditRequest Request { get; } = request;
     /// <summary>running, done, cancelled or error.</summary>
     public string State { get; internal set; } = "running";
+    /// <summary>When the teacher's job finished it (UTC).</summary>
+    public DateTime? Finished { get; internal set; }
     public string Status { get; private set; } = "";
     public IReadOnlyList<EditProgress> Curve { get { lock (_lock) return _curve; } }
     public EditReport? Before { get; private set; }
