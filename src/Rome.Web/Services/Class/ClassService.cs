@@ -16,9 +16,11 @@ public sealed record RoomSeat(Room Room, string? TeacherKey, RoomMember? Member)
 }
 
 /// <summary>
-/// The class room as one tab uses it: a teacher starts, leads and closes a room; a student joins it by its code,
-/// follows the teacher's screen or explores alone, and leaves. What the teacher traces is shared with the room by
-/// <see cref="TraceService"/> through <see cref="ShareTrace"/>: computed once, on the teacher's job.
+/// The class room as one tab uses it: a teacher starts, leads and closes a room and runs its poll; a student joins it by
+/// its code, follows the teacher's screen or explores alone, guesses in the poll, and leaves. What the teacher traces
+/// or edits is shared with the room by <see cref="TraceService"/> and <see cref="EditService"/> through
+/// <see cref="ShareTrace"/> and <see cref="ShareEdit"/>: computed once, on the teacher's job. Every teacher action goes
+/// through <see cref="Led"/>, which checks the tab's key.
 /// </summary>
 public sealed class ClassService(RoomRegistry rooms, UserSession user)
 {
