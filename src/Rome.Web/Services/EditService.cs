@@ -34,25 +34,17 @@ public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCa
         var session = user.Edits;
         if (session.Edits.Count >= host.Settings.MaxEditsPerTab)
             throw new RomeException($"This tab has {session.Edits.Count} edits, the most it may stack; undo or clear some first.");
-        var shared = classroom?.ShareEdit(request);
-        if (shared is not null) progress = new RoomEditProgress(shared, classroom!.Room!, progress);
-        try
+        Task<EditOutcome> Edit(IProgress<EditUpdate>? p) => jobs.Run(Label, c =>
         {
-            var outcome = await jobs.Run(Label, c =>
-            {
-                var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
-                var editor = new RomeEditor(lm, hp);
-                var covariance = covariances.ForEditor(lm, hp, progress: progress is null ? null
-                    : new SyncProgress<double>(f => progress.Report(new EditStage($"Estimating the key statistics C for layer {hp.Layer} (once): {f:P0}"))), cancel: c);
-                return EditWorkflow.Run(session, editor, request, prompts, covariance, progress, c);
-            }, cancel);
-            if (shared is not null) (shared.State, shared.Finished) = ("done", DateTime.UtcNow);
-            stack.NotifyChanged();
-            return outcome;
-        }
-        catch (OperationCanceledException) when (shared is not null) { shared.State = "cancelled"; throw; }
-        catch (Exception) when (shared is not null) { shared.State = "error"; throw; }
-        finally { classroom?.Room?.Updated(); }
+            var hp = RomeHyperParameters.ForModel(lm.Folder, lm.Config);
+            var editor = new RomeEditor(lm, hp);
+            var covariance = covariances.ForEditor(lm, hp, progress: p is null ? null
+                : new SyncProgress<double>(f => p.Report(new EditStage($"Estimating the key statistics C for layer {hp.Layer} (once): {f:P0}"))), cancel: c);
+            return EditWorkflow.Run(session, editor, request, prompts, covariance, p, c);
+        }, cancel);
+        var outcome = classroom?.ShareEdit(request) is { } shared ? await shared.Run(progress, Edit) : await Edit(progress);
+        stack.NotifyChanged();
+        return outcome;
     }
 
     /// <summary>
@@ -66,16 +58,5 @@ public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCa
             fact is null ? "No suggestions: the model's facts do not include this one. Type your own checks." : null,
             fact is not null && neighbours.Count == 0
                 ? "No other subject the model knows has this answer, so there is no neighbour to suggest: type your own to see what the edit spills onto." : null);
-    }
-}
-
-/// <summary>Passes each update of a teacher's edit to the room's copy, then on to the teacher's page.</summary>
-internal sealed class RoomEditProgress(RoomEdit shared, Room room, IProgress<EditUpdate>? inner) : IProgress<EditUpdate>
-{
-    public void Report(EditUpdate update)
-    {
-        shared.Take(update);
-        room.Updated();
-        inner?.Report(update);
     }
 }

@@ -65,30 +65,11 @@ public sealed class TraceService(UserSession user, SessionJobs jobs, ClassServic
                 Prompt = input.Prompt, Subject = input.Subject, Kinds = input.Kinds, Samples = input.Samples, Edits = edits,
                 NoiseSource = NoiseLevel.Describe(input.Noise, lm),
             };
-            var shared = classroom?.ShareTrace(input.Prompt, input.Subject, edits.Count, host.MlpFreeLayers);
-            if (shared is not null) progress = new RoomProgress(shared, classroom!.Room!, progress);
-            try
-            {
-                var outcome = await jobs.Run(Label, c => TraceWorkflow.Run(lm, request, noise, input.Sever, grids, progress, c), cancel);
-                if (shared is not null) (shared.Severed, shared.State, shared.Finished) = (outcome.Severed, "done", DateTime.UtcNow);
-                return outcome;
-            }
-            catch (OperationCanceledException) when (shared is not null) { shared.State = "cancelled"; throw; }
-            catch (Exception) when (shared is not null) { shared.State = "error"; throw; }
-            finally { classroom?.Room?.Updated(); }
+            Task<TraceOutcome> Trace(IProgress<TraceEvent>? p) => jobs.Run(Label, c => TraceWorkflow.Run(lm, request, noise, input.Sever, grids, p, c), cancel);
+            return classroom?.ShareTrace(input.Prompt, input.Subject, edits.Count, host.MlpFreeLayers) is { } shared
+                ? await shared.Run(progress, Trace, outcome => shared.Severed = outcome.Severed)
+                : await Trace(progress);
         }
         finally { foreach (var edit in edits) edit.Dispose(); }
-    }
-}
-
-/// <summary>Passes each event of a teacher's trace to the room's copy of the grids, then on to the teacher's page.</summary>
-internal sealed class RoomProgress(RoomTrace shared, Room room, IProgress<TraceEvent>? inner) : IProgress<TraceEvent>
-{
-    public void Report(TraceEvent e)
-    {
-        shared.Grids.Add(e);
-        if (e is TraceCells c) shared.Progress = c.Progress;
-        room.Updated();
-        inner?.Report(e);
     }
 }

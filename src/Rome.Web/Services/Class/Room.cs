@@ -15,48 +15,89 @@ public sealed class RoomMember(string id, string name)
 }
 
 /// <summary>
-/// The teacher's trace as the room sees it: the same grids the teacher's job fills (computed once), and where the job
-/// stands. Followers draw it as it fills; it belongs to the teacher's page until the next trace replaces it.
+/// What a teacher's job shows the room (a trace, an edit): the job's events, taken into the room's copy as they come,
+/// and where the job stands. Computed once, on the teacher's job; followers draw the copy.
 /// </summary>
-public sealed class RoomTrace(string prompt, string subject, int edits, IReadOnlyList<int> mlpFree)
+public abstract class RoomShown<TEvent>(Room room)
+{
+    private readonly Room _room = room;
+
+    /// <summary>running, done, cancelled or error (as the pages' data-state).</summary>
+    public string State { get; private set; } = "running";
+    /// <summary>When the teacher's job finished (UTC), so followers' pages can log how long after it they were sent it.</summary>
+    public DateTime? Finished { get; private set; }
+
+    /// <summary>Takes one event of the teacher's job into the room's copy.</summary>
+    internal abstract void Take(TEvent e);
+
+    /// <summary>
+    /// Runs the teacher's <paramref name="job"/> for the room: each event it reports goes into this copy, then on to
+    /// <paramref name="inner"/> (the teacher's page); its end marks the copy done (after <paramref name="finish"/>),
+    /// cancelled or failed; the room is told of each.
+    /// </summary>
+    internal async Task<T> Run<T>(IProgress<TEvent>? inner, Func<IProgress<TEvent>, Task<T>> job, Action<T>? finish = null)
+    {
+        try
+        {
+            var result = await job(new Forward(this, inner));
+            finish?.Invoke(result);
+            (State, Finished) = ("done", DateTime.UtcNow);
+            return result;
+        }
+        catch (OperationCanceledException) { State = "cancelled"; throw; }
+        catch (Exception) { State = "error"; throw; }
+        finally { _room.Updated(); }
+    }
+
+    private sealed class Forward(RoomShown<TEvent> shown, IProgress<TEvent>? inner) : IProgress<TEvent>
+    {
+        public void Report(TEvent e)
+        {
+            shown.Take(e);
+            shown._room.Updated();
+            inner?.Report(e);
+        }
+    }
+}
+
+/// <summary>
+/// The teacher's trace as the room sees it: the same grids the teacher's job fills, and its progress. It stays the
+/// room's until the teacher's next trace replaces it.
+/// </summary>
+public sealed class RoomTrace(Room room, string prompt, string subject, int edits, IReadOnlyList<int> mlpFree) : RoomShown<TraceEvent>(room)
 {
     public string Prompt { get; } = prompt;
     public string Subject { get; } = subject;
     /// <summary>The grids, filled cell by cell by the teacher's job.</summary>
     public TraceCollector Grids { get; } = new();
-    /// <summary>running, done, cancelled or error (as the Trace page's data-state).</summary>
-    public string State { get; internal set; } = "running";
-    public double Progress { get; internal set; }
-    /// <summary>When the teacher's job finished it (UTC), so followers' pages can log how long after they drew it.</summary>
-    public DateTime? Finished { get; internal set; }
+    public double Progress { get; private set; }
     public SeveredSummary? Severed { get; internal set; }
     /// <summary>How many of the teacher's edits the trace ran on.</summary>
     public int Edits { get; } = edits;
     /// <summary>The traced model's blocks without an MLP (named under the MLP grid).</summary>
     public IReadOnlyList<int> MlpFree { get; } = mlpFree;
+
+    internal override void Take(TraceEvent e)
+    {
+        Grids.Add(e);
+        if (e is TraceCells c) Progress = c.Progress;
+    }
 }
 
-/// <summary>
-/// The teacher's edit as the room sees it: the fact, the v* curve, the verdict, before and after, as the teacher's job
-/// reports them (computed once; followers draw these).
-/// </summary>
-public sealed class RoomEdit(EditRequest request)
+/// <summary>The teacher's edit as the room sees it: the fact, the v* curve, the verdict, before and after.</summary>
+public sealed class RoomEdit(Room room, EditRequest request) : RoomShown<EditUpdate>(room)
 {
     private readonly Lock _lock = new();
     private List<EditProgress> _curve = [];
 
     public EditRequest Request { get; } = request;
-    /// <summary>running, done, cancelled or error.</summary>
-    public string State { get; internal set; } = "running";
-    /// <summary>When the teacher's job finished it (UTC).</summary>
-    public DateTime? Finished { get; internal set; }
     public string Status { get; private set; } = "";
     public IReadOnlyList<EditProgress> Curve { get { lock (_lock) return _curve; } }
     public EditReport? Before { get; private set; }
     public EditReport? After { get; private set; }
     public EditVerdict? Verdict { get; private set; }
 
-    internal void Take(EditUpdate update)
+    internal override void Take(EditUpdate update)
     {
         lock (_lock)
             switch (update)
@@ -116,7 +157,7 @@ public sealed class Room(string code, string teacherKey, int capacity, ModelHost
 
     internal RoomEdit StartEdit(EditRequest request)
     {
-        var edit = new RoomEdit(request);
+        var edit = new RoomEdit(this, request);
         lock (_lock) { (Edit, Showing) = (edit, "edit"); Touch(); }
         Raise();
         return edit;
@@ -198,7 +239,7 @@ public sealed class Room(string code, string teacherKey, int capacity, ModelHost
 
     internal RoomTrace StartTrace(string prompt, string subject, int edits, IReadOnlyList<int> mlpFree)
     {
-        var trace = new RoomTrace(prompt, subject, edits, mlpFree);
+        var trace = new RoomTrace(this, prompt, subject, edits, mlpFree);
         lock (_lock) { (Trace, Showing) = (trace, "trace"); Touch(); }
         Raise();
         return trace;
