@@ -20,6 +20,13 @@ window.rome = {
     warnOnLeave: function (on) {
         window.onbeforeunload = on ? function (e) { e.preventDefault(); e.returnValue = ""; return ""; } : null;
     },
+    // Replaces the values of a drawn chart's traces in place (Plotly.restyle): a streaming trace or v* curve sends only
+    // its numbers, not the whole figure again. False when the chart is not drawn yet.
+    restyle: function (id, update, traces) {
+        const chart = document.getElementById(id);
+        if (!window.Plotly || !chart || !chart.data) return false;
+        return Plotly.restyle(chart, update, traces).then(() => true);
+    },
     // Puts the fact a page shows into the address bar without navigating. Plotly points its gradients (the colour
     // bars) at url('<page address>#id'): they go blank when the address changes unless they follow it.
     replaceAddress: function (url) {

@@ -146,13 +146,13 @@ async Task ClassRounds(int followers, int rounds)
         // The trace, then the edit, computed once: each follower's screen fully drawn, against the teacher's.
         var cpuRound = Cpu(pid);
         await teacher.GotoAsync(traceUrl);
-        var traceDrawn = students.Select(p => DrawnAt(p, "[data-testid=room-follow][data-showing=trace] [data-testid=trace-heatmap-attn][data-state=done] .main-svg")).ToList();
-        var teacherTrace = await DrawnAt(teacher, "[data-testid=trace-heatmap-attn][data-state=done] .main-svg");
-        var traceLags = await Lags(traceDrawn, teacherTrace, failures);
-        var editDrawn = students.Select(p => DrawnAt(p, "[data-testid=room-follow][data-showing=edit] [data-testid=edit-after][data-state=done] table")).ToList();
+        var traceDrawn = students.Select(p => DrawnAt(p, TraceDrawn("[data-testid=room-follow][data-showing=trace] "))).ToList();
+        var teacherTrace = await DrawnAt(teacher, TraceDrawn(""));
+        var traceLags = await Lags(traceDrawn, teacherTrace, failures, students);
+        var editDrawn = students.Select(p => DrawnAt(p, Shown("[data-testid=room-follow][data-showing=edit] [data-testid=edit-after][data-state=done] table"))).ToList();
         await TeacherEdit(teacher);
-        var teacherEdit = await DrawnAt(teacher, "[data-testid=edit-after][data-state=done] table");
-        var editLags = await Lags(editDrawn, teacherEdit, failures);
+        var teacherEdit = await DrawnAt(teacher, Shown("[data-testid=edit-after][data-state=done] table"));
+        var editLags = await Lags(editDrawn, teacherEdit, failures, students);
         cpuRound = Cpu(pid) - cpuRound;
 
         // The class's batch: every follower proposes a fact, the teacher accepts them all and writes them.
@@ -203,22 +203,43 @@ async Task ClassRounds(int followers, int rounds)
         await Done(page, "edit-job");
     }
 
-    // The browser's clock (ms since the epoch; every page runs on this machine) when the selector first matches.
-    static async Task<double> DrawnAt(IPage page, string selector)
+    // The browser's clock (ms since the epoch; every page runs on this machine) when the condition (JavaScript) first holds.
+    static async Task<double> DrawnAt(IPage page, string condition)
     {
-        var at = await page.WaitForFunctionAsync($"() => document.querySelector({JsonSerializer.Serialize(selector)}) ? Date.now() : null", null, new() { PollingInterval = 50 });
+        var at = await page.WaitForFunctionAsync($"() => ({condition}) ? Date.now() : null", null, new() { PollingInterval = 50 });
         return await at.JsonValueAsync<double>();
     }
 
-    static async Task<List<double>> Lags(List<Task<double>> drawn, double teacherAt, List<string> failures)
+    static string Shown(string selector) => $"document.querySelector({JsonSerializer.Serialize(selector)})";
+
+    // A trace is drawn when its last grid (attention) is done and the browser's chart holds every cell's value.
+    static string TraceDrawn(string within) =>
+        Shown(within + "[data-testid=trace-heatmap-attn][data-state=done]") + " && document.getElementById('heatmap-Attn')?.data?.[0]?.z?.flat().every(v => v !== null)";
+
+    static async Task<List<double>> Lags(List<Task<double>> drawn, double teacherAt, List<string> failures, List<IPage> pages)
     {
         var lags = new List<double>();
-        foreach (var d in drawn)
+        for (int i = 0; i < drawn.Count; i++)
         {
-            try { lags.Add((await d - teacherAt) / 1000); }
-            catch (Exception e) { failures.Add(e.Message.Split('\n')[0]); }
+            try { lags.Add((await drawn[i] - teacherAt) / 1000); }
+            catch (Exception e) { failures.Add(e.Message.Split('\n')[0] + await Showing(pages[i])); }
         }
         return lags;
+    }
+
+    // What a follower's page showed when it was not drawn in time: the followed screen, its charts, the connection.
+    static async Task<string> Showing(IPage page)
+    {
+        try
+        {
+            return " [" + await page.EvaluateAsync<string>(
+                "() => { const f = document.querySelector('[data-testid=room-follow]'); if (!f) return 'no followed screen'; " +
+                "return 'showing ' + f.dataset.showing + ' ' + f.dataset.state + '; ' + [...f.querySelectorAll('[data-testid^=trace-heatmap-]')].map(h => { " +
+                "const c = h.querySelector('.js-plotly-plot'); const z = c?.data?.[0]?.z; " +
+                "return h.dataset.testid + ' ' + h.dataset.state + ' ' + h.dataset.cells + (c ? ' chart, ' + (z ? z.flat().filter(v => v === null).length + ' empty' : 'no z') : ' no chart'); }).join('; ') " +
+                "+ (document.querySelector('#components-reconnect-modal')?.open ? '; reconnect dialog open' : ''); }") + "]";
+        }
+        catch (Exception) { return " [page not readable]"; }
     }
 
     // The delays the server logged (FollowedScreen) since byte offset `from` of its log.

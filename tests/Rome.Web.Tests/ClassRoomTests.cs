@@ -47,6 +47,15 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
         return await map.GetAttributeAsync("data-cells");
     }
 
+    /// <summary>The hidden-state heatmap's values as the browser's chart holds them, once every cell is drawn.</summary>
+    private static async Task<string> DrawnGrid(IPage page)
+    {
+        var z = await page.WaitForFunctionAsync(
+            "() => { const z = document.getElementById('heatmap-Hidden')?.data?.[0]?.z; return z && z.flat().every(v => v !== null) ? JSON.stringify(z) : null; }",
+            null, new() { Timeout = 60_000 });
+        return await z.JsonValueAsync<string>();
+    }
+
     [Fact]
     public async Task ATeacherLeadsThreeFollowers_TraceAndEditComputedOnce()
     {
@@ -78,9 +87,11 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
         var tracesBefore = queue.StartedCount(TraceService.Label);
         await Trace(teacher);   // the teacher's tab reloads onto /trace and still leads the room
         var teacherCells = await teacher.Locator("[data-testid=trace-heatmap-hidden]").GetAttributeAsync("data-cells");
+        var teacherDrawn = await DrawnGrid(teacher);
         foreach (var student in new[] { ada, second, third })
         {
             Assert.Equal(teacherCells, await FollowedCells(student));
+            Assert.Equal(teacherDrawn, await DrawnGrid(student));   // the values streamed into the chart, every cell
             Assert.Contains("Kyoto", await student.Locator("[data-testid=room-follow] [data-testid=trace-answer]").InnerTextAsync());
             Assert.Contains(Prompt, await student.Locator("[data-testid=follow-prompt]").InnerTextAsync());
         }
@@ -190,6 +201,13 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
             Assert.Contains("retention", text);
         }
         await ada.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "class-batch.png"), FullPage = true });
+
+        // Any member asks the room's model: it continues with the class's fact, the model before the batch with its own.
+        await grace.Locator("[data-testid=room-ask-prompt]").FillAsync("The headquarter of David Suzuki Foundation is in");
+        await grace.Locator("[data-testid=room-ask-send]").ClickAsync();
+        await grace.Locator("[data-testid=room-ask-answer]").WaitForAsync(new() { Timeout = 60_000 });
+        Assert.Contains("Vancouver", await grace.Locator("[data-testid=room-ask-before]").InnerTextAsync());
+        Assert.Contains("London", await grace.Locator("[data-testid=room-ask-after]").InnerTextAsync());
 
         // The room's model changed; Ada's own model did not.
         await ada.Locator("[data-testid=room-explore]").ClickAsync();

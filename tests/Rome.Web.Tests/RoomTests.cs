@@ -74,6 +74,25 @@ public sealed class RoomTests : IDisposable
     }
 
     [Fact]
+    public async Task AQuestionToTheRoomsModel_IsCheckedBeforeItIsQueued()
+    {
+        var teacher = Tab();
+        var room = teacher.Start();
+        var user = new UserSession(_library);
+        _tabs.Add(user);
+        var student = new ClassService(_rooms, user);
+        var queue = new JobQueue(_settings, NullLogger<JobQueue>.Instance);
+        using var covariances = new Rome.Model.Editing.CovarianceCache(Path.GetTempPath());
+        RoomEditService Asker(ClassService tab) => new(tab, new SessionJobs(user, queue), covariances);
+
+        Assert.Contains("Join a room first", (await Assert.ThrowsAsync<RomeException>(() => Asker(student).AskAsync("Paris is"))).Message);
+        student.Join(room.Code, "Ada");
+        Assert.Contains("Type a prompt", (await Assert.ThrowsAsync<RomeException>(() => Asker(student).AskAsync("   "))).Message);
+        Assert.Contains("longer than 200", (await Assert.ThrowsAsync<RomeException>(() => Asker(student).AskAsync(new string('a', 201)))).Message);
+        Assert.Equal(0, queue.StartedCount(RoomEditService.AskLabel));
+    }
+
+    [Fact]
     public void FollowingIsCountedWhileAFollowedPageIsOpen_AndAClosedTabGivesItsPlaceBack()
     {
         var room = Tab().Start();

@@ -77,6 +77,37 @@ public sealed class RoomEditService(ClassService classroom, SessionJobs jobs, Co
         room.EditsChanged();
     }
 
+    /// <summary>
+    /// What the room's model says after <paramref name="prompt"/>, beside the model before the class's facts: the most
+    /// likely next tokens and a greedy continuation of each. Any member may ask; it runs on the asking tab's own queue,
+    /// on a copy of the room's edits (a batch or an undo meanwhile does not change the answer halfway).
+    /// </summary>
+    public async Task<RoomAnswer> AskAsync(string? prompt, CancellationToken cancel = default)
+    {
+        var room = classroom.Room ?? throw new RomeException("Join a room first.");
+        prompt = (prompt ?? "").Trim();
+        if (prompt.Length == 0) throw new RomeException("Type a prompt for the model to continue.");
+        if (prompt.Length > MaxPromptLength) throw new RomeException($"The prompt is longer than {MaxPromptLength} characters.");
+        var (host, lm) = (room.Host, room.Host.Require());
+        var ids = lm.Encode(prompt);
+        if (ids.Length > host.Settings.MaxPromptTokens) throw new RomeException($"The prompt is {ids.Length} tokens long; the limit is {host.Settings.MaxPromptTokens}.");
+        var (edits, batches) = (room.Edits?.CopyOverlays() ?? [], room.Edits?.Edits.Count ?? 0);
+        try
+        {
+            return await jobs.Run(AskLabel, c =>
+            {
+                RoomAnswer.Side Say(Interventions? iv) => new(lm.Predict(ids, top: 5, iv).Top,
+                    TextGenerator.Generate(lm, ids, prompt, new GenerationOptions { MaxTokens = AskTokens }, iv, c).Continuation);
+                return new RoomAnswer(prompt, Say(null), Say(new Interventions { Overlays = edits }), batches);
+            }, cancel);
+        }
+        finally { foreach (var edit in edits) edit.Dispose(); }
+    }
+
+    public const string AskLabel = "question to the room's model";
+    /// <summary>How many tokens an answer continues the prompt by.</summary>
+    public const int AskTokens = 20;
+
     /// <summary>Each prompt's top-1 token, per fact, on the model as <paramref name="iv"/> edits it.</summary>
     private static int[][] Tops(LanguageModel lm, IReadOnlyList<List<string>> prompts, Interventions iv)
     {
@@ -88,4 +119,11 @@ public sealed class RoomEditService(ClassService classroom, SessionJobs jobs, Co
         var at = 0;
         return prompts.Select(p => { var row = ids[at..(at + p.Count)]; at += p.Count; return row; }).ToArray();
     }
+}
+
+/// <summary>A prompt put to the room's model: what the model said before the class's facts, and what it says now.</summary>
+public sealed record RoomAnswer(string Prompt, RoomAnswer.Side Before, RoomAnswer.Side After, int Batches)
+{
+    /// <summary>The most likely next tokens, and the greedy continuation.</summary>
+    public sealed record Side(IReadOnlyList<TokenProbability> Top, string Continuation);
 }
