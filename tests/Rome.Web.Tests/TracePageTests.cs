@@ -17,6 +17,55 @@ public class TracePageTests(WebAppFixture fixture) : BrowserTest(fixture)
         Assert.Equal("rome-knowing", (await page.Locator("[data-testid=model-name]").InnerTextAsync()).Trim());
     }
 
+    /// <summary>A chart's values as the browser holds them, once every cell is drawn.</summary>
+    private static async Task<double[][]> Drawn(IPage page, string chartId)
+    {
+        var z = await page.WaitForFunctionAsync(
+            $"() => {{ const z = document.getElementById('{chartId}')?.data?.[0]?.z; return z && z.flat().every(v => v !== null) ? z : null; }}",
+            null, new() { Timeout = 60_000 });
+        return await z.JsonValueAsync<double[][]>();
+    }
+
+    [Fact]
+    public async Task TwoSettingsSideBySide_NoiseAgainstTokenReplacementWithLogitDifference()
+    {
+        var page = await app.OpenAsync("/trace?prompt=The%20headquarter%20of%20Nintendo%20is%20in&subject=Nintendo&compare=str,logit-diff,denoise,patch&run=1");
+        await page.Locator("[data-testid=trace-compare][data-state=done]").WaitForAsync(new() { Timeout = 90_000 });
+        var differences = await page.Locator("[data-testid=trace-differences]").InnerTextAsync();
+        Assert.Contains("replaces the subject's tokens by other subjects'", differences);
+        Assert.Contains("instead of p(answer)", differences);
+        var right = page.Locator("[data-testid=trace-compare]");
+        Assert.Equal("str, logit-diff, denoise, patch", await right.Locator("[data-testid=trace-settings]").GetAttributeAsync("data-options"));
+        Assert.Contains("replaced by", await right.Locator("[data-testid=trace-answer]").InnerTextAsync());
+        Assert.Contains("logit difference", await right.Locator("[data-testid=trace-answer]").InnerTextAsync());
+        // Both traces drawn in full, in charts of their own.
+        var left = await Drawn(page, "heatmap-Hidden");
+        var replaced = await Drawn(page, "compare-heatmap-Hidden");
+        Assert.Equal(left.Length, replaced.Length);
+        Assert.NotEqual(left[^1][0], replaced[^1][0]);
+        Assert.Contains("compare=str,logit-diff,denoise,patch", Uri.UnescapeDataString(page.Url));   // the link traces both again
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots.Folder, "trace-compare.png"), FullPage = true });
+    }
+
+    [Fact]
+    public async Task AttributionPatchingBesidePatching_SaysHowWellTheyAgree()
+    {
+        var page = await app.OpenAsync("/trace?prompt=The%20headquarter%20of%20Nintendo%20is%20in&subject=Nintendo&method=attribution&compare=noise,prob,denoise,patch&run=1");
+        await page.Locator("[data-testid=trace-compare][data-state=done]").WaitForAsync(new() { Timeout = 90_000 });
+        var differences = await page.Locator("[data-testid=trace-differences]").InnerTextAsync();
+        Assert.Contains("patches each cell instead of estimating it from gradients", differences);
+        Assert.Matches(@"Agreement with patching, rank correlation per grid: Hidden -?\d\.\d\d", differences);
+        Assert.Contains("estimated to first order", await page.Locator("[data-testid=trace-settings]").First.InnerTextAsync());
+    }
+
+    [Fact]
+    public async Task BadSettingsInTheAddressAreSaidPlainly()
+    {
+        var page = await app.OpenAsync("/trace?prompt=The%20headquarter%20of%20Nintendo%20is%20in&subject=Nintendo&corrupt=blur&run=1");
+        Assert.Contains("Unknown corruption 'blur' (noise or str)", await page.Locator("[data-testid=trace-error]").InnerTextAsync());
+        Assert.Equal("error", await page.Locator("[data-testid=trace-job]").GetAttributeAsync("data-state"));
+    }
+
     [Fact]
     public async Task TracingAKnownFactFillsAllThreeHeatmaps()
     {

@@ -18,10 +18,21 @@ internal static class TraceCommands
         _ => throw new RomeException($"Unknown kind '{text}' (hidden, mlp, attn or all)."),
     };
 
+    /// <summary>--corrupt, --metric, --direction and --method (the paper's trace by default).</summary>
+    private static TraceOptions Options(CliArgs a) => TraceOptions.Parse(a.Get("corrupt"), a.Get("metric"), a.Get("direction"), a.Get("method"));
+
+    /// <summary>The subjects token replacement draws on: the model's facts' or known_1000.json's (none needed for noise).</summary>
+    private static IReadOnlyList<string> Pool(CliArgs a, LanguageModel lm, TraceOptions options) =>
+        options.Corruption != TraceCorruption.Str ? [] : NoiseLevel.Subjects(lm, Common.DataFolder(a))
+            ?? throw new RomeException($"Token replacement needs other subjects: {lm.Folder} has no facts.json and there is no rome/known_1000.json in the data folder.");
+
     public static int Trace(CliArgs a, CancellationToken cancel)
     {
         var json = a.Flag("json");
         var csv = a.Flag("csv");
+        var options = Options(a);
+        var agreement = a.Flag("agreement");
+        if (agreement && options.Method != TraceMethod.Attribution) throw new RomeException("--agreement compares attribution patching with real patching: add --method attribution.");
         var kindText = a.Get("kind", "all");
         var request = new TraceRequest
         {
@@ -35,7 +46,7 @@ internal static class TraceCommands
         var sever = a.Flag("sever");
         using var lm = Common.LoadModel(a);
         var noise = Noise(a, lm);
-        request = request with { NoiseSource = NoiseLevel.Describe(a.Get("noise", "3s"), lm) };
+        request = request with { NoiseSource = NoiseLevel.Describe(a.Get("noise", "3s"), lm), Options = options, ReplacementPool = Pool(a, lm, options) };
         a.EnsureAllUsed();
         var tokens = lm.Encode(request.Prompt).Length;
         if (tokens > Common.Settings.MaxPromptTokens)
@@ -49,20 +60,33 @@ internal static class TraceCommands
         });
         var (result, severed) = TraceWorkflow.Run(lm, request, noise, sever, progress: progress, cancel: cancel);
         var setup = result.Setup;
-        if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value), severed }); return 0; }
+        var agreements = agreement
+            ? TraceAgreement.Compare(TraceWorkflow.Run(lm, request with { Options = options with { Method = TraceMethod.Patch } }, noise, false, cancel: cancel).Result, result)
+            : null;
+        if (json) { Out.WriteJson(new { setup, grids = result.Scores.ToDictionary(k => k.Key.ToString().ToLowerInvariant(), k => k.Value), severed, agreement = agreements }); return 0; }
         if (csv) { Console.Write(result.ToCsv()); return 0; }
-        Console.WriteLine($"Answer {Out.Show(setup.Answer)}: clean p = {setup.HighScore:F4} (high), corrupted p = {setup.LowScore:F4} (low); noise ν = {setup.Noise:F4} ({setup.NoiseSource}), {setup.Samples} samples, window {setup.Window}");
+        var corrupted = setup.Replacements is { } replaced
+            ? $"the subject replaced by {string.Join(", ", replaced.Select(r => Out.Show(r)))}"
+            : $"noise ν = {setup.Noise:F4} ({setup.NoiseSource})";
+        Console.WriteLine($"Answer {Out.Show(setup.Answer)}: clean {setup.Settings.MetricName} = {setup.HighScore:F4} (high), corrupted = {setup.LowScore:F4} (low); {corrupted}, {setup.Samples} samples, window {setup.Window}");
+        Console.WriteLine($"Each cell: {setup.Settings.CellMeaning}.");
         const string shades = " .:-=+*#%@";
+        // How much a cell's state matters: what it restores (denoising) or removes (noising).
+        double Effect(double v) => setup.Settings.Direction == TraceDirection.Denoise ? v - setup.LowScore : setup.HighScore - v;
         foreach (var (kind, grid) in result.Scores)
         {
-            Console.WriteLine($"\n{kind}: p(answer) with the state restored; rows tokens (* subject), columns layers 0..{lm.Layers - 1}");
-            var max = Math.Max(1e-9, grid.SelectMany(r => r).Max() - setup.LowScore);
+            Console.WriteLine($"\n{kind}: rows tokens (* subject), columns layers 0..{lm.Layers - 1}, darker where the state matters more");
+            var max = Math.Max(1e-9, grid.SelectMany(r => r).Max(Effect));
             for (int t = 0; t < grid.Length; t++)
             {
-                var bar = new string(grid[t].Select(v => shades[(int)Math.Round(Math.Clamp((v - setup.LowScore) / max, 0, 1) * (shades.Length - 1))]).ToArray());
-                Console.WriteLine($"  {(setup.Subject.Contains(t) ? "*" : " ")}{Out.Show(setup.Tokens[t]),-16} |{bar}|  max {grid[t].Max():F3} at layer {Array.IndexOf(grid[t], grid[t].Max())}");
+                var bar = new string(grid[t].Select(v => shades[(int)Math.Round(Math.Clamp(Effect(v) / max, 0, 1) * (shades.Length - 1))]).ToArray());
+                var top = grid[t].MaxBy(Effect);
+                Console.WriteLine($"  {(setup.Subject.Contains(t) ? "*" : " ")}{Out.Show(setup.Tokens[t]),-16} |{bar}|  {(setup.Settings.Direction == TraceDirection.Denoise ? "max" : "min")} {top:F3} at layer {Array.IndexOf(grid[t], top)}");
             }
         }
+        foreach (var g in agreements ?? [])
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"\n{g.Kind}: rank correlation with real patching {g.RankCorrelation:F3}; top cell patched (token {g.PatchedTop.Token}, layer {g.PatchedTop.Layer}), estimated (token {g.EstimatedTop.Token}, layer {g.EstimatedTop.Layer})"));
         if (severed is { } sv)
         {
             string Curve(double[] effects) => string.Join(" ", effects.Select(x => x.ToString("F3", CultureInfo.InvariantCulture).PadLeft(6)));
@@ -85,8 +109,13 @@ internal static class TraceCommands
         var outDir = Path.GetFullPath(a.Get("out", "trace-avg"));
         var severed = a.Flag("severed");
         var save = a.Flag("save");
+        var options = Options(a);
+        var agreement = a.Flag("agreement");
+        if (agreement && options.Method != TraceMethod.Attribution) throw new RomeException("--agreement compares attribution patching with real patching: add --method attribution.");
+        if ((save || severed) && options != TraceOptions.Paper) throw new RomeException("--save and --severed take the paper's trace (noise, prob, denoise, patch).");
         using var lm = Common.LoadModel(a);
         var noise = Noise(a, lm);
+        var pool = Pool(a, lm, options);
         a.EnsureAllUsed();
 
         var candidates = factsFile is not null
@@ -97,10 +126,26 @@ internal static class TraceCommands
         var chosen = AverageIndirectEffect.Sample(known, n);
         Console.Error.WriteLine($"{known.Count} of {candidates.Count} facts are known to {lm.Name}; tracing {chosen.Count}.");
         var started = DateTime.UtcNow;
-        var result = AverageIndirectEffect.Compute(lm, chosen, noise, samples, window,
+        var template = new TraceRequest { Prompt = "", Subject = "", Samples = samples, Window = window, Options = options, ReplacementPool = pool };
+        var (traced, skipped) = AverageIndirectEffect.TraceEach(lm, chosen, template, noise,
             new Progress<(int Done, int Total)>(p => Out.Progress(p.Done / (double)p.Total, $"fact {p.Done}/{p.Total}", DateTime.UtcNow - started)), cancel);
+        if (skipped > 0) Console.Error.WriteLine($"{skipped} of {chosen.Count} subjects have no replacement of as many tokens that changes the answer: traced {traced.Count}.");
+        var result = AverageIndirectEffect.Average(traced, samples);
 
         Directory.CreateDirectory(outDir);
+        if (agreement)
+        {
+            // Real patching of the same facts, with the same seeds: each fact's grids compared, then averaged per kind.
+            var patched = AverageIndirectEffect.TraceEach(lm, traced.Select(t => chosen.First(f => f.Prompt == t.Setup.Prompt)).ToList(),
+                template with { Options = options with { Method = TraceMethod.Patch } }, noise,
+                new Progress<(int Done, int Total)>(p => Out.Progress(p.Done / (double)p.Total, $"patching fact {p.Done}/{p.Total}", DateTime.UtcNow - started)), cancel).Traced;
+            var compared = patched.Zip(traced, TraceAgreement.Compare).SelectMany(x => x).GroupBy(x => x.Kind)
+                .Select(g => new { kind = g.Key.ToString().ToLowerInvariant(), meanRankCorrelation = g.Where(x => double.IsFinite(x.RankCorrelation)).Average(x => x.RankCorrelation),
+                                   medianRankCorrelation = Median(g.Select(x => x.RankCorrelation).Where(double.IsFinite)), sameTopCell = g.Count(x => x.SameTop) / (double)g.Count(), facts = g.Count() }).ToList();
+            File.WriteAllText(Path.Combine(outDir, "agreement.json"), System.Text.Json.JsonSerializer.Serialize(compared, Out.Json));
+            foreach (var c in compared)
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{c.kind}: rank correlation with real patching, mean {c.meanRankCorrelation:F3}, median {c.medianRankCorrelation:F3}; the same top cell in {c.sameTopCell:P0} of {c.facts} facts"));
+        }
         File.WriteAllText(Path.Combine(outDir, "average-trace.json"), System.Text.Json.JsonSerializer.Serialize(result, Out.Json));
         File.WriteAllText(Path.Combine(outDir, "average-trace.csv"), AverageIndirectEffect.ToCsv(result));
         File.WriteAllText(Path.Combine(outDir, "average-trace.html"), HtmlReports.AverageTrace(result, lm.Name));
@@ -131,5 +176,11 @@ internal static class TraceCommands
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"Severed (Figure 4): of the last subject token's hidden effect in layers 0..{sv.EarlyLayers - 1}, severing MLPs removes {SeveredSummary.Percent(sv.MlpShareLost)}, severing attention {SeveredSummary.Percent(sv.AttnShareLost)} (curves in severed.csv)."));
         return 0;
+    }
+
+    private static double Median(IEnumerable<double> xs)
+    {
+        var sorted = xs.Order().ToArray();
+        return sorted.Length == 0 ? double.NaN : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

@@ -12,7 +12,8 @@ public sealed record TraceFact(string Prompt, string Subject, string Answer);
 /// <summary>Mean indirect effect of one bucket of token positions, per layer, with a 95% confidence interval.</summary>
 public sealed record BucketEffect(string Bucket, double[] Mean, double[] HalfWidth95, int Count);
 
-public sealed record AverageTraceResult(int Facts, int Samples, IReadOnlyDictionary<TraceKind, BucketEffect[]> Kinds, double MeanHighScore, double MeanLowScore);
+public sealed record AverageTraceResult(int Facts, int Samples, IReadOnlyDictionary<TraceKind, BucketEffect[]> Kinds, double MeanHighScore, double MeanLowScore,
+    TraceOptions? Options = null);
 
 /// <summary>
 /// Where an averaged trace puts a model's facts, as fractions of the total effect TE = high − low (the paper's
@@ -139,25 +140,44 @@ public static class AverageIndirectEffect
 
     public static AverageTraceResult Compute(LanguageModel lm, IReadOnlyList<TraceFact> facts, double noise, int samples, int? window,
                                              IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default,
-                                             TraceKind? sever = null)
+                                             TraceKind? sever = null, TraceOptions? options = null, IReadOnlyList<string>? pool = null)
     {
         TraceKind[] kinds = sever is null ? [TraceKind.Hidden, TraceKind.Mlp, TraceKind.Attn] : [TraceKind.Hidden];
+        var template = new TraceRequest { Prompt = "", Subject = "", Kinds = kinds, Samples = samples, Window = window, Sever = sever, Options = options ?? TraceOptions.Paper, ReplacementPool = pool ?? [] };
+        return Average(TraceEach(lm, facts, template, noise, progress, cancel).Traced, samples);
+    }
+
+    /// <summary>
+    /// Each fact traced as <paramref name="template"/> says (patched or estimated), fact i with seed i. With token
+    /// replacement, a fact whose subject no other subject can replace (none of as many tokens that changes the answer)
+    /// is skipped, and counted.
+    /// </summary>
+    public static (List<TraceResult> Traced, int Skipped) TraceEach(LanguageModel lm, IReadOnlyList<TraceFact> facts, TraceRequest template, double noise,
+                                                                    IProgress<(int Done, int Total)>? progress = null, CancellationToken cancel = default)
+    {
         var traced = new List<TraceResult>();
-        var trace = new CausalTrace(lm);
+        var skipped = 0;
+        var (trace, attribution) = (new CausalTrace(lm), new AttributionPatching(lm));
         for (int i = 0; i < facts.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
-            var f = facts[i];
-            traced.Add(TraceResult.Collect(trace.Run(new TraceRequest { Prompt = f.Prompt, Subject = f.Subject, Kinds = kinds, Samples = samples, Window = window, Seed = i, Sever = sever }, noise, cancel)));
+            var request = template with { Prompt = facts[i].Prompt, Subject = facts[i].Subject, Seed = i };
+            try
+            {
+                var events = request.Options.Method == TraceMethod.Attribution ? attribution.Run(request, noise, cancel) : trace.Run(request, noise, cancel);
+                traced.Add(TraceResult.Collect(events));
+            }
+            catch (RomeException) when (request.Options.Corruption == TraceCorruption.Str) { skipped++; }
             progress?.Report((i + 1, facts.Count));
         }
-        return Average(traced, samples);
+        return (traced, skipped);
     }
 
     /// <summary>
     /// The notebook's averages: per bucket and layer, the mean restored probability over every row the bucket
     /// takes (<see cref="BucketPositions"/>), minus the mean low score over facts. The 95% interval is
-    /// 1.96 σ / √(facts), σ over the bucket's rows, as the notebook draws it.
+    /// 1.96 σ / √(facts), σ over the bucket's rows, as the notebook draws it. Traces in the noising direction count
+    /// the effect the other way round, the mean high score minus the score, so a state that matters is positive either way.
     /// </summary>
     public static AverageTraceResult Average(IReadOnlyList<TraceResult> traced, int samples)
     {
@@ -165,11 +185,13 @@ public static class AverageIndirectEffect
         var high = traced.Sum(t => t.Setup.HighScore) / n;
         var low = traced.Sum(t => t.Setup.LowScore) / n;
         var kinds = traced.Count == 0 ? [] : traced[0].Scores.Keys.ToList();
+        var noising = traced.Count > 0 && traced[0].Setup.Settings.Direction == TraceDirection.Noise;
         return new AverageTraceResult(traced.Count, samples, kinds.ToDictionary(kind => kind, kind => Buckets.Select((bucket, b) =>
         {
             var rows = traced.SelectMany(t => BucketPositions(t.Setup.Subject, t.Setup.Tokens.Length)[b].Select(p => t.Scores[kind][p])).ToList();
-            return Summarise(bucket, rows, low, traced.Count);
-        }).ToArray()), high, low);
+            if (noising) rows = rows.Select(r => r.Select(x => -x).ToArray()).ToList();
+            return Summarise(bucket, rows, noising ? -high : low, traced.Count);
+        }).ToArray()), high, low, traced.Count == 0 ? null : traced[0].Setup.Settings);
     }
 
     private static BucketEffect Summarise(string bucket, List<double[]> rows, double low, int facts)

@@ -61,19 +61,27 @@ public static class NoiseLevel
     /// σ for <paramref name="lm"/>, from the cache or computed over the subjects of its fact manifest (or of
     /// known_1000.json in <paramref name="dataFolder"/> for other models).
     /// </summary>
+    /// <summary>
+    /// The subjects a model's traces draw on: those of its facts.json, else those of the paper's known_1000.json in
+    /// <paramref name="dataFolder"/>; null when there are neither.
+    /// </summary>
+    public static List<string>? Subjects(LanguageModel lm, string? dataFolder)
+    {
+        if (HasManifest(lm)) return FactCorpus.ForModel(lm.Folder)!.Facts.Select(f => f.Subject).Distinct().ToList();
+        var known = dataFolder is null ? null : Path.Combine(dataFolder, "rome", "known_1000.json");
+        return known is not null && File.Exists(known)
+            ? JsonDocument.Parse(File.ReadAllText(known)).RootElement.EnumerateArray().Select(e => e.GetProperty("subject").GetString()!).ToList()
+            : null;
+    }
+
     public static double SubjectStd(LanguageModel lm, string cacheFolder, string? dataFolder)
     {
         var path = Path.Combine(cacheFolder, lm.Fingerprint, "noise.json");
         if (File.Exists(path))
             return JsonDocument.Parse(File.ReadAllText(path)).RootElement.GetProperty("subjectEmbeddingStd").GetDouble();
 
-        var subjects = HasManifest(lm) ? FactCorpus.ForModel(lm.Folder)!.Facts.Select(f => f.Subject).Distinct().ToList() : null;
-        var known = dataFolder is null ? null : Path.Combine(dataFolder, "rome", "known_1000.json");
-        if (subjects is null && known is not null && File.Exists(known))
-            subjects = JsonDocument.Parse(File.ReadAllText(known)).RootElement.EnumerateArray()
-                .Select(e => e.GetProperty("subject").GetString()!).ToList();
-        if (subjects is null)
-            throw new RomeException("No subjects to compute the noise level from (no facts.json beside the model and no known_1000.json): give a fixed noise instead.");
+        var subjects = Subjects(lm, dataFolder)
+            ?? throw new RomeException("No subjects to compute the noise level from (no facts.json beside the model and no known_1000.json): give a fixed noise instead.");
 
         var std = EmbeddingStd(lm, subjects);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

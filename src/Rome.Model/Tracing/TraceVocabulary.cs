@@ -8,6 +8,82 @@ namespace Rome.Model.Tracing;
 /// <summary>What is restored in a corrupted run: a block's hidden state, or a window of MLP or attention outputs.</summary>
 public enum TraceKind { Hidden, Mlp, Attn }
 
+/// <summary>
+/// How the subject is corrupted. Noise: Gaussian noise on its embeddings (the paper). Str: symmetric token
+/// replacement, the subject's tokens swapped for another subject's of the same count whose answer differs (Zhang &amp;
+/// Nanda 2023, "Towards Best Practices of Activation Patching"), one replacement per sample.
+/// </summary>
+public enum TraceCorruption { Noise, Str }
+
+/// <summary>
+/// What a cell reports about the clean answer: its probability (the paper), its log-probability, or the logit
+/// difference between the clean answer and the corrupted run's answer (for Str, each replacement subject's own).
+/// </summary>
+public enum TraceMetric { Prob, LogProb, LogitDiff }
+
+/// <summary>
+/// Denoise: one clean state restored in the corrupted run (the paper's trace: is the state sufficient?). Noise: one
+/// state corrupted in the clean run (is it necessary?). Heimersheim &amp; Nanda 2024 explain why they differ.
+/// </summary>
+public enum TraceDirection { Denoise, Noise }
+
+/// <summary>Patch: run the model for every cell. Attribution: estimate every cell to first order from one backward pass.</summary>
+public enum TraceMethod { Patch, Attribution }
+
+/// <summary>How a grid was made; the defaults are the paper's trace.</summary>
+public sealed record TraceOptions(
+    TraceCorruption Corruption = TraceCorruption.Noise, TraceMetric Metric = TraceMetric.Prob,
+    TraceDirection Direction = TraceDirection.Denoise, TraceMethod Method = TraceMethod.Patch)
+{
+    public static readonly TraceOptions Paper = new();
+
+    /// <summary>What the metric is called in a sentence: "p(answer)", "log p(answer)", "logit difference".</summary>
+    public string MetricName => Metric switch { TraceMetric.Prob => "p(answer)", TraceMetric.LogProb => "log p(answer)", _ => "logit(answer) − logit(corrupted answer)" };
+
+    /// <summary>What one cell of a grid means, in one sentence.</summary>
+    public string CellMeaning => (Direction == TraceDirection.Denoise
+            ? $"{MetricName} with one clean state restored in the run whose subject is {CorruptionText}"
+            : $"{MetricName} with one state taken from the run whose subject is {CorruptionText}, in the clean run")
+        + (Method == TraceMethod.Attribution ? ", estimated to first order from gradients (attribution patching)" : "");
+
+    private string CorruptionText => Corruption == TraceCorruption.Noise ? "noised" : "replaced by another subject's tokens";
+
+    /// <summary>The settings as the CLI names them, e.g. "noise, prob, denoise, patch".</summary>
+    public override string ToString() =>
+        string.Join(", ", Corruption.ToString().ToLowerInvariant(), Metric == TraceMetric.LogitDiff ? "logit-diff" : Metric.ToString().ToLowerInvariant(),
+            Direction.ToString().ToLowerInvariant(), Method.ToString().ToLowerInvariant());
+
+    /// <summary>Reads <see cref="ToString"/>'s form back ("str, logit-diff, denoise, patch"; commas, spaces optional).</summary>
+    public static TraceOptions ParseList(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length != 4) throw new RomeException($"'{text}' is not four settings: corruption, metric, direction, method (e.g. str,prob,denoise,patch).");
+        return Parse(parts[0], parts[1], parts[2], parts[3]);
+    }
+
+    /// <summary>One sentence on what <paramref name="other"/> does differently from these settings (empty when nothing).</summary>
+    public string Differences(TraceOptions other)
+    {
+        var said = new List<string>();
+        if (Corruption != other.Corruption)
+            said.Add(other.Corruption == TraceCorruption.Str ? "replaces the subject's tokens by other subjects' instead of noising them" : "noises the subject's embeddings instead of replacing its tokens");
+        if (Metric != other.Metric) said.Add($"measures {other.MetricName} instead of {MetricName}");
+        if (Direction != other.Direction)
+            said.Add(other.Direction == TraceDirection.Noise ? "corrupts one state in the clean run (is it necessary?) instead of restoring one in the corrupted run (is it sufficient?)"
+                                                             : "restores one state in the corrupted run (is it sufficient?) instead of corrupting one in the clean run (is it necessary?)");
+        if (Method != other.Method)
+            said.Add(other.Method == TraceMethod.Attribution ? "estimates each cell from gradients instead of patching it" : "patches each cell instead of estimating it from gradients");
+        return said.Count == 0 ? "" : "It " + string.Join("; it ", said) + ".";
+    }
+
+    /// <summary>Reads the CLI's and the page's names (noise|str, prob|logprob|logit-diff, denoise|noise, patch|attribution).</summary>
+    public static TraceOptions Parse(string? corrupt, string? metric, string? direction, string? method) => new(
+        (corrupt ?? "noise").ToLowerInvariant() switch { "noise" => TraceCorruption.Noise, "str" => TraceCorruption.Str, var x => throw new RomeException($"Unknown corruption '{x}' (noise or str).") },
+        (metric ?? "prob").ToLowerInvariant() switch { "prob" => TraceMetric.Prob, "logprob" => TraceMetric.LogProb, "logit-diff" => TraceMetric.LogitDiff, var x => throw new RomeException($"Unknown metric '{x}' (prob, logprob or logit-diff).") },
+        (direction ?? "denoise").ToLowerInvariant() switch { "denoise" => TraceDirection.Denoise, "noise" => TraceDirection.Noise, var x => throw new RomeException($"Unknown direction '{x}' (denoise or noise).") },
+        (method ?? "patch").ToLowerInvariant() switch { "patch" => TraceMethod.Patch, "attribution" => TraceMethod.Attribution, var x => throw new RomeException($"Unknown method '{x}' (patch or attribution).") });
+}
+
 /// <summary>A causal-tracing request (Meng et al. 2022, section 2).</summary>
 public sealed record TraceRequest
 {
@@ -31,12 +107,27 @@ public sealed record TraceRequest
     public IReadOnlyList<WeightOverlay> Edits { get; init; } = [];
     /// <summary>How ν was chosen, reported with the results (<see cref="NoiseLevel.Describe"/>).</summary>
     public string? NoiseSource { get; init; }
+    /// <summary>Corruption, metric, direction and method; the defaults are the paper's.</summary>
+    public TraceOptions Options { get; init; } = TraceOptions.Paper;
+    /// <summary>
+    /// Subjects <see cref="TraceCorruption.Str"/> may put in the subject's place (the model's facts' subjects): it takes
+    /// up to <see cref="Samples"/> of them, in an order set by <see cref="Seed"/>, that have as many tokens here and
+    /// make the model answer otherwise (<see cref="TokenReplacement"/>).
+    /// </summary>
+    public IReadOnlyList<string> ReplacementPool { get; init; } = [];
 }
 
 /// <summary>What a trace measures, known before any cell: the answer, the high and low scores, and the grids (kinds) to come.</summary>
 public sealed record TraceSetup(
     string Prompt, string[] Tokens, TokenSpan Subject, int AnswerToken, string Answer,
-    double HighScore, double LowScore, double Noise, int Layers, int Window, int Samples, IReadOnlyList<TraceKind> Kinds, string? NoiseSource = null);
+    double HighScore, double LowScore, double Noise, int Layers, int Window, int Samples, IReadOnlyList<TraceKind> Kinds, string? NoiseSource = null,
+    TraceOptions? Options = null, IReadOnlyList<string>? Replacements = null)
+{
+    /// <summary>How the grids were made (the paper's trace unless said).</summary>
+    public TraceOptions Settings => Options ?? TraceOptions.Paper;
+    /// <summary>What a cell shows when nothing it changes matters: the corrupted run's score when restoring, the clean run's when corrupting.</summary>
+    public double Baseline => Settings.Direction == TraceDirection.Denoise ? LowScore : HighScore;
+}
 
 public abstract record TraceEvent;
 public sealed record TraceStarted(TraceSetup Setup) : TraceEvent;

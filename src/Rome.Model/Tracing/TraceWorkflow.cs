@@ -3,7 +3,8 @@ using Rome.Model.Modeling;
 namespace Rome.Model.Tracing;
 
 /// <summary>
-/// One trace as a user asks for it, for the web app and the CLI alike: the grids of <see cref="CausalTrace"/>,
+/// One trace as a user asks for it, for the web app and the CLI alike: the grids of <see cref="CausalTrace"/> (or,
+/// estimated, of <see cref="AttributionPatching"/>),
 /// streamed as they are computed into <paramref name="grids"/>, then, with <c>sever</c>, this fact's Figure 4
 /// (<see cref="SeveredTrace"/>), which needs the hidden-state grid, so it is always traced then.
 /// </summary>
@@ -16,7 +17,8 @@ public static class TraceWorkflow
         if (request.Kinds.Count == 0) throw new RomeException("Choose at least one kind of state to restore.");
         grids ??= new TraceCollector();
         var trace = new CausalTrace(lm);
-        foreach (var e in trace.Run(request, noise, cancel))
+        var events = request.Options.Method == TraceMethod.Attribution ? new AttributionPatching(lm).Run(request, noise, cancel) : trace.Run(request, noise, cancel);
+        foreach (var e in events)
         {
             grids.Add(e);
             progress?.Report(e);

@@ -6,7 +6,13 @@ namespace Rome.Web.Services;
 
 /// <summary>What a tab asks to trace: the prompt and subject, which grids, samples, noise ("3s" or a number), whether
 /// on its edited model, whether to sever (Figure 4), and whether on its class room's model (with the class's edits).</summary>
-public sealed record TraceInput(string Prompt, string Subject, IReadOnlyList<TraceKind> Kinds, int Samples, string Noise, bool WithEdits, bool Sever, bool OnRoomModel = false);
+public sealed record TraceInput(string Prompt, string Subject, IReadOnlyList<TraceKind> Kinds, int Samples, string Noise, bool WithEdits, bool Sever, bool OnRoomModel = false)
+{
+    /// <summary>How to trace: the paper's trace by default.</summary>
+    public TraceOptions Options { get; init; } = TraceOptions.Paper;
+    /// <summary>Other settings to trace the same fact with, beside it (the Trace page's comparison), or null.</summary>
+    public TraceOptions? Compare { get; init; }
+}
 
 /// <summary>
 /// The Trace page's service: checks what the tab asked, queues the trace of its model and awaits it. A teacher's trace
@@ -60,10 +66,15 @@ public sealed class TraceService(UserSession user, SessionJobs jobs, ClassServic
         var edits = room is not null ? room.Edits?.CopyOverlays() ?? [] : input.WithEdits && user.EditCount > 0 ? user.Edits.CopyOverlays() : [];
         try
         {
+            if (input.Sever && (input.Options.Direction == TraceDirection.Noise || input.Options.Method == TraceMethod.Attribution))
+                throw new RomeException("Severing restores and patches states: choose \"restore a clean state\" and \"patch every cell\" to sever.");
             var request = new TraceRequest
             {
                 Prompt = input.Prompt, Subject = input.Subject, Kinds = input.Kinds, Samples = input.Samples, Edits = edits,
-                NoiseSource = NoiseLevel.Describe(input.Noise, lm),
+                NoiseSource = NoiseLevel.Describe(input.Noise, lm), Options = input.Options,
+                ReplacementPool = input.Options.Corruption == TraceCorruption.Str
+                    ? host.Facts?.Facts.Select(f => f.Subject).Distinct().ToList() ?? NoiseLevel.Subjects(lm, settings.DataFolder) ?? throw new RomeException("Replacing the subject needs other subjects, and this model has no facts.json (nor is known_1000.json in the data folder): corrupt it with noise.")
+                    : [],
             };
             Task<TraceOutcome> Trace(IProgress<TraceEvent>? p) => jobs.Run(Label, c => TraceWorkflow.Run(lm, request, noise, input.Sever, grids, p, c), cancel);
             return classroom?.ShareTrace(input.Prompt, input.Subject, edits.Count, host.MlpFreeLayers) is { } shared

@@ -25,6 +25,12 @@ public sealed record ChartStyle(bool Large, bool Dark)
     /// <summary>A heatmap's scale: from <see cref="Empty"/> to the kind's colour (lightened in the dark theme).</summary>
     public object Scale(TraceKind kind) => new object[] { new object[] { 0, Empty }, new object[] { 1, Dark ? Line(kind) : PaperColours.Strongest[kind] } };
 
+    /// <summary>A diverging scale for values either side of a baseline: blue below, <see cref="Empty"/> at it, the kind's colour above.</summary>
+    public object Diverging(TraceKind kind) => new object[]
+    {
+        new object[] { 0, Dark ? "#7aa7ff" : "#2166ac" }, new object[] { 0.5, Empty }, new object[] { 1, Dark ? Line(kind) : PaperColours.Strongest[kind] },
+    };
+
     /// <summary>Sets the layout's font, its title (left, clear of the toolbar at the right) and transparent backgrounds.</summary>
     public Plotly.Blazor.Layout Apply(Plotly.Blazor.Layout layout)
     {
