@@ -115,3 +115,56 @@ public class TraceOptionsTests(RandomGpt2Fixture fixture) : IClassFixture<Random
             new CausalTrace(_lm).Run(Request(new TraceOptions(Direction: TraceDirection.Noise)) with { Sever = TraceKind.Mlp }, CausalTraceTests.Noise).First()).Message);
     }
 }
+
+/// <summary>Does localisation inform editing: the report's figures from cases whose answers are known.</summary>
+public class LocalisationReportTests
+{
+    [Fact]
+    public void PeaksAndBestLayersAreComparedPerCase()
+    {
+        int[] layers = [3, 4, 5];
+        var report = new Rome.Model.Evaluation.LocalisationReport(
+        [
+            new(0, "a", layers, [0.1, 0.5, 0.2], [0.9, 0.5, 0.1]),   // trace peak 4, best edit 3
+            new(1, "b", layers, [0.6, 0.1, 0.0], [0.8, 0.7, 0.2]),   // 3, 3
+            new(2, "c", layers, [0.0, 0.1, 0.4], [0.1, 0.2, 0.3]),   // 5, 5
+        ]);
+        Assert.Equal([4, 3, 5], report.Cases.Select(c => c.TracePeak));
+        Assert.Equal([3, 3, 5], report.Cases.Select(c => c.BestEdit));
+        Assert.Equal(2 / 3.0, report.SameLayerShare, 12);
+        Assert.Equal(TraceAgreement.Spearman([4, 3, 5], [3, 3, 5]), report.PeakCorrelation, 12);
+        Assert.Equal(1, report.Pairs[(4, 3)]);
+        Assert.InRange(report.EffectScoreCorrelation, -1, 1);
+    }
+}
+
+/// <summary>The options through the CLI: the same grids as the library's, and plain errors.</summary>
+public class TraceOptionsCliTests(RandomGpt2Fixture fixture) : IClassFixture<RandomGpt2Fixture>
+{
+    [Fact]
+    public async Task TheCliTracesWithTheOptionsAndComparesAttributionWithPatching()
+    {
+        var noise = CausalTraceTests.Noise.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        const string prompt = "The Eiffel Tower is located in the city of", subject = "Eiffel Tower";
+        var (exit, output, error) = await TestPaths.RunCli("trace", "--model", TestPaths.Fixture("gpt2-random"), "--prompt", prompt, "--subject", subject,
+            "--samples", "2", "--seed", "3", "--window", "2", "--noise", noise, "--metric", "logit-diff", "--direction", "noise", "--method", "attribution", "--agreement", "--json");
+        Assert.True(exit == 0, error);
+        using var json = System.Text.Json.JsonDocument.Parse(output);
+        var request = new TraceRequest
+        {
+            Prompt = prompt, Subject = subject, Samples = 2, Seed = 3, Window = 2,
+            Options = new TraceOptions(TraceCorruption.Noise, TraceMetric.LogitDiff, TraceDirection.Noise, TraceMethod.Attribution),
+        };
+        var expected = TraceResult.Collect(new AttributionPatching(fixture.Model).Run(request, CausalTraceTests.Noise));
+        // Within float rounding: the CLI's process runs libtorch on more threads than the tests'.
+        CausalTraceTests.AssertSameGrid(expected.Scores[TraceKind.Mlp], System.Text.Json.JsonSerializer.Deserialize<double[][]>(json.RootElement.GetProperty("grids").GetProperty("mlp"))!, "mlp");
+        Assert.Equal(3, json.RootElement.GetProperty("agreement").GetArrayLength());
+
+        (exit, _, error) = await TestPaths.RunCli("trace", "--model", TestPaths.Fixture("gpt2-random"), "--prompt", prompt, "--subject", subject, "--noise", noise, "--agreement");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("add --method attribution", error);
+        (exit, _, error) = await TestPaths.RunCli("trace", "--model", TestPaths.Fixture("gpt2-random"), "--prompt", prompt, "--subject", subject, "--noise", noise, "--corrupt", "str", "--data", "/nonexistent");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("Token replacement needs other subjects", error);
+    }
+}

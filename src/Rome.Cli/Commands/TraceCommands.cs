@@ -68,14 +68,16 @@ internal static class TraceCommands
         var corrupted = setup.Replacements is { } replaced
             ? $"the subject replaced by {string.Join(", ", replaced.Select(r => Out.Show(r)))}"
             : $"noise ν = {setup.Noise:F4} ({setup.NoiseSource})";
-        Console.WriteLine($"Answer {Out.Show(setup.Answer)}: clean {setup.Settings.MetricName} = {setup.HighScore:F4} (high), corrupted = {setup.LowScore:F4} (low); {corrupted}, {setup.Samples} samples, window {setup.Window}");
-        Console.WriteLine($"Each cell: {setup.Settings.CellMeaning}.");
+        var paper = setup.Settings == TraceOptions.Paper;
+        var metric = paper ? "p" : setup.Settings.MetricName;
+        Console.WriteLine($"Answer {Out.Show(setup.Answer)}: clean {metric} = {setup.HighScore:F4} (high), corrupted {(paper ? "p " : "")}= {setup.LowScore:F4} (low); {corrupted}, {setup.Samples} samples, window {setup.Window}");
+        if (!paper) Console.WriteLine($"Settings: {setup.Settings}. Each cell: {setup.Settings.CellMeaning}.");
         const string shades = " .:-=+*#%@";
         // How much a cell's state matters: what it restores (denoising) or removes (noising).
         double Effect(double v) => setup.Settings.Direction == TraceDirection.Denoise ? v - setup.LowScore : setup.HighScore - v;
         foreach (var (kind, grid) in result.Scores)
         {
-            Console.WriteLine($"\n{kind}: rows tokens (* subject), columns layers 0..{lm.Layers - 1}, darker where the state matters more");
+            Console.WriteLine($"\n{kind}: {setup.Settings.MetricName} with the state {(setup.Settings.Direction == TraceDirection.Denoise ? "restored" : "corrupted")}; rows tokens (* subject), columns layers 0..{lm.Layers - 1}");
             var max = Math.Max(1e-9, grid.SelectMany(r => r).Max(Effect));
             for (int t = 0; t < grid.Length; t++)
             {
@@ -182,5 +184,44 @@ internal static class TraceCommands
     {
         var sorted = xs.Order().ToArray();
         return sorted.Length == 0 ? double.NaN : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    /// <summary>
+    /// rome localize: does where the trace puts a fact tell where to edit it? Reads a layer sweep (rome eval --layers all)
+    /// and traces its cases.
+    /// </summary>
+    public static int Localize(CliArgs a, CancellationToken cancel)
+    {
+        var sweep = Path.GetFullPath(a.Require("sweep"));
+        var samples = a.Int("samples", 10);
+        var outDir = Path.GetFullPath(a.Get("out", sweep));
+        using var lm = Common.LoadModel(a);
+        var noise = Noise(a, lm);
+        a.EnsureAllUsed();
+        var layerDirs = Directory.Exists(sweep) ? Directory.GetDirectories(sweep, "layer*") : [];
+        if (layerDirs.Length < 2) throw new RomeException($"{sweep} holds no layer sweep: run 'rome eval --method rome --layers all --out {sweep}' first.");
+        var scores = layerDirs.ToDictionary(d => int.Parse(Path.GetFileName(d)["layer".Length..], CultureInfo.InvariantCulture),
+            d => (IReadOnlyDictionary<int, Rome.Model.Evaluation.CaseScores>)File.ReadLines(Path.Combine(d, "cases.jsonl")).Where(l => l.Length > 0)
+                .Select(l => System.Text.Json.JsonSerializer.Deserialize<Rome.Model.Evaluation.CaseScores>(l)!).ToDictionary(c => c.CaseId));
+        var dataset = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(layerDirs[0], "summary.json"))).RootElement.GetProperty("dataset").GetString()!;
+        var cases = Rome.Model.Evaluation.CounterFactDataset.Load(dataset);
+        var started = DateTime.UtcNow;
+        var report = Rome.Model.Evaluation.LocalisationReport.Compute(lm, cases, scores, noise, samples,
+            new Progress<(int Done, int Total)>(p => Out.Progress(p.Done / (double)p.Total, $"tracing case {p.Done}/{p.Total}", DateTime.UtcNow - started)), cancel);
+
+        Directory.CreateDirectory(outDir);
+        var csv = new StringBuilder("case_id,subject,trace_peak_layer,best_edit_layer," + string.Join(",", report.Cases[0].Layers.Select(l => $"effect_l{l}")) + "," + string.Join(",", report.Cases[0].Layers.Select(l => $"score_l{l}")) + "\n");
+        foreach (var c in report.Cases)
+            csv.Append(CultureInfo.InvariantCulture, $"{c.CaseId},\"{c.Subject.Replace("\"", "\"\"")}\",{c.TracePeak},{c.BestEdit},{string.Join(",", c.Effects.Select(x => x.ToString("G6", CultureInfo.InvariantCulture)))},{string.Join(",", c.Scores.Select(x => x.ToString("G6", CultureInfo.InvariantCulture)))}\n");
+        File.WriteAllText(Path.Combine(outDir, "localize.csv"), csv.ToString());
+        var summary = new { cases = report.Cases.Count, report.PeakCorrelation, report.SameLayerShare, report.EffectScoreCorrelation,
+                            pairs = report.Pairs.Select(p => new { tracePeak = p.Key.TracePeak, bestEdit = p.Key.BestEdit, count = p.Value }).OrderBy(p => p.tracePeak).ThenBy(p => p.bestEdit) };
+        File.WriteAllText(Path.Combine(outDir, "localize.json"), System.Text.Json.JsonSerializer.Serialize(summary, Out.Json));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{report.Cases.Count} cases. The trace's MLP peak (last subject token) and ROME's best edit layer: rank correlation {report.PeakCorrelation:F3}, the same layer in {report.SameLayerShare:P0} of cases. " +
+            $"Over every (case, layer): the trace's effect against the edit's score there, rank correlation {report.EffectScoreCorrelation:F3}. Files in {outDir}"));
+        Console.WriteLine("\ntrace peak -> best edit layer: cases");
+        foreach (var p in summary.pairs) Console.WriteLine($"  {p.tracePeak} -> {p.bestEdit}: {p.count}");
+        return 0;
     }
 }

@@ -24,6 +24,13 @@ namespace Rome.Model.Tracing;
 /// </list>
 /// Results stream as blocks of cells (<see cref="TraceCells"/>), one per batch.
 /// </para>
+/// <para>
+/// Beyond the paper (<see cref="TraceRequest.Options"/>): the corrupted runs may replace the subject's tokens instead of
+/// noising them (<see cref="TokenReplacement"/>); a cell may report log p(answer) or the logit difference against the
+/// corrupted run's answer; and it may corrupt one state in the clean run instead of restoring one in the corrupted run
+/// (noising), which is the same staircase with the two runs' roles swapped: the base run cells start from is then the
+/// clean one. The paper's settings give exactly the grids they always gave.
+/// </para>
 /// Hooks are arguments of each forward pass, so nothing stays installed on the model whatever happens.
 /// </summary>
 /// <param name="lm">The model to trace.</param>
