@@ -254,6 +254,29 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
     }
 
     [Fact]
+    public async Task AStudentsTabCannotDriveTheRoom_NotEvenOnTheTeachersPage()
+    {
+        var (teacher, code) = await StartRoom();
+        var mallory = await JoinByLink(code, "Mallory");
+        await Propose(mallory, "{} is produced by", "B-29 Superfortress", "Chrysler");
+        await teacher.Locator("[data-testid=room-submissions][data-count='1']").WaitForAsync();
+        // The teacher's page, typed into the student's tab, with whatever the student adds to the address: it offers
+        // a room of her own, never this room's controls (the teacher's key lives in the teacher's tab on the server,
+        // in no page and no link).
+        foreach (var address in new[] { "/class", $"/class?code={code}&teacher=1&key={code}" })
+        {
+            await mallory.GotoAsync(app.BaseUrl + address);
+            await WebAppFixture.Interactive(mallory);
+            await mallory.Locator("[data-testid=room-start]").WaitForAsync();
+            foreach (var control in new[] { "room-code", "room-close", "submission-accept", "room-apply", "poll-open" })
+                Assert.Equal(0, await mallory.Locator($"[data-testid={control}]").CountAsync());
+        }
+        // The room goes on as the teacher left it: Mallory is in it, and her fact waits for the teacher.
+        await teacher.Locator("[data-testid=room-members][data-count='1']").WaitForAsync(new() { State = WaitForSelectorState.Attached });
+        await teacher.Locator("[data-testid=room-submissions][data-count='1'] [data-testid=submission-accept]").WaitForAsync();
+    }
+
+    [Fact]
     public async Task AWrongCode_IsRefusedPlainly()
     {
         var student = await app.OpenAsync("/join/ZZZZ999");

@@ -129,10 +129,10 @@ public sealed class CausalTrace(LanguageModel lm, long batchBytes = CausalTrace.
     /// <summary>
     /// The cells (<paramref name="tokens"/> x <paramref name="cells"/>, as scores[token][cell]) as a staircase over
     /// the blocks: a cell joins the batch after its first restored block J, its samples' runs for all the tokens
-    /// packed side by side (see <see cref="Packing"/>), each starting from the corrupted states with the traced
-    /// token's state after block J put in (<see cref="Prepared.JoinState"/>), the rest the base run's (the corrupted
-    /// run when denoising, the clean run when noising); each block then runs every joined
-    /// cell at once. <paramref name="cells"/> come in the order they join.
+    /// packed side by side (see <see cref="Packing"/>), each starting from the base run's states (the corrupted run
+    /// when denoising, the clean run when noising) with the traced token's state after block J put in
+    /// (<see cref="Prepared.JoinState"/>); each block then runs every joined cell at once. <paramref name="cells"/>
+    /// come in the order they join.
     /// </summary>
     private double[][] Staircase(Prepared p, TraceKind kind, Patch[][] patches, int[] tokens, int[] cells, CancellationToken cancel)
     {

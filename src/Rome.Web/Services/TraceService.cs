@@ -12,6 +12,8 @@ public sealed record TraceInput(string Prompt, string Subject, IReadOnlyList<Tra
     public TraceOptions Options { get; init; } = TraceOptions.Paper;
     /// <summary>Other settings to trace the same fact with, beside it (the Trace page's comparison), or null.</summary>
     public TraceOptions? Compare { get; init; }
+    /// <summary>Whether the room this tab leads follows this trace (not the second trace of a comparison).</summary>
+    public bool Followed { get; init; } = true;
 }
 
 /// <summary>
@@ -77,7 +79,8 @@ public sealed class TraceService(UserSession user, SessionJobs jobs, ClassServic
                     : [],
             };
             Task<TraceOutcome> Trace(IProgress<TraceEvent>? p) => jobs.Run(Label, c => TraceWorkflow.Run(lm, request, noise, input.Sever, grids, p, c), cancel);
-            return classroom?.ShareTrace(input.Prompt, input.Subject, edits.Count, host.MlpFreeLayers) is { } shared
+            return !input.Followed ? await Trace(progress)
+                : classroom?.ShareTrace(input.Prompt, input.Subject, edits.Count, host.MlpFreeLayers) is { } shared
                 ? await shared.Run(progress, Trace, outcome => shared.Severed = outcome.Severed)
                 : await Trace(progress);
         }
