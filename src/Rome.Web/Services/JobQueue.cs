@@ -235,7 +235,19 @@ public sealed class JobQueue : BackgroundService
                 _log.LogDebug("Job {Label} ran {Seconds:F3} s, process CPU {Cpu:F3} s", job.Label, job.Clock.Elapsed.TotalSeconds, (Environment.CpuUsage.TotalTime - cpu).TotalSeconds);
                 Changed?.Invoke();
             }
-            if (IsIdle) ProcessMemory.GiveBackIfGrown(); // the last job's peak goes back to the system, not kept for good
+            if (IsIdle) _ = GiveBackWhenStillIdle(); // the last job's peak goes back to the system, not kept for good
         }
+    }
+
+    /// <summary>
+    /// How long the queue stays idle before the last job's memory goes back: the pages that show the job's end render
+    /// first. The give-back is a blocking full GC; at once, it held a class room's 30 followed screens about a second.
+    /// </summary>
+    public static readonly TimeSpan GiveBackAfter = TimeSpan.FromSeconds(2);
+
+    private async Task GiveBackWhenStillIdle()
+    {
+        await Task.Delay(GiveBackAfter);
+        if (IsIdle) ProcessMemory.GiveBackIfGrown();
     }
 }

@@ -14,6 +14,19 @@ public sealed record TraceInput(string Prompt, string Subject, IReadOnlyList<Tra
     public TraceOptions? Compare { get; init; }
     /// <summary>Whether the room this tab leads follows this trace (not the second trace of a comparison).</summary>
     public bool Followed { get; init; } = true;
+
+    /// <summary>The Trace page's address that traces this again: the settings beyond the paper's only when chosen.</summary>
+    public Dictionary<string, object?> Link()
+    {
+        var link = new Dictionary<string, object?> { ["prompt"] = Prompt, ["subject"] = Subject, ["run"] = 1 };
+        if (Options != TraceOptions.Paper)
+        {
+            var names = Options.ToString().Split(", ");
+            (link["corrupt"], link["metric"], link["direction"], link["method"]) = (names[0], names[1], names[2], names[3]);
+        }
+        if (Compare is { } other) link["compare"] = other.ToString().Replace(" ", "");
+        return link;
+    }
 }
 
 /// <summary>
