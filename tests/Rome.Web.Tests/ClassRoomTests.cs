@@ -47,15 +47,6 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
         return await map.GetAttributeAsync("data-cells");
     }
 
-    /// <summary>The hidden-state heatmap's values as the browser's chart holds them, once every cell is drawn.</summary>
-    private static async Task<string> DrawnGrid(IPage page)
-    {
-        var z = await page.WaitForFunctionAsync(
-            "() => { const z = document.getElementById('heatmap-Hidden')?.data?.[0]?.z; return z && z.flat().every(v => v !== null) ? JSON.stringify(z) : null; }",
-            null, new() { Timeout = 60_000 });
-        return await z.JsonValueAsync<string>();
-    }
-
     [Fact]
     public async Task ATeacherLeadsThreeFollowers_TraceAndEditComputedOnce()
     {
@@ -87,11 +78,11 @@ public class ClassRoomTests(WebAppFixture fixture) : BrowserTest(fixture)
         var tracesBefore = queue.StartedCount(TraceService.Label);
         await Trace(teacher);   // the teacher's tab reloads onto /trace and still leads the room
         var teacherCells = await teacher.Locator("[data-testid=trace-heatmap-hidden]").GetAttributeAsync("data-cells");
-        var teacherDrawn = await DrawnGrid(teacher);
+        var teacherDrawn = await WebAppFixture.DrawnValues(teacher, "heatmap-Hidden");
         foreach (var student in new[] { ada, second, third })
         {
             Assert.Equal(teacherCells, await FollowedCells(student));
-            Assert.Equal(teacherDrawn, await DrawnGrid(student));   // the values streamed into the chart, every cell
+            Assert.Equal(teacherDrawn, await WebAppFixture.DrawnValues(student, "heatmap-Hidden"));   // the values streamed into the chart, every cell
             Assert.Contains("Kyoto", await student.Locator("[data-testid=room-follow] [data-testid=trace-answer]").InnerTextAsync());
             Assert.Contains(Prompt, await student.Locator("[data-testid=follow-prompt]").InnerTextAsync());
         }

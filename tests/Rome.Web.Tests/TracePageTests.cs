@@ -17,15 +17,6 @@ public class TracePageTests(WebAppFixture fixture) : BrowserTest(fixture)
         Assert.Equal("rome-knowing", (await page.Locator("[data-testid=model-name]").InnerTextAsync()).Trim());
     }
 
-    /// <summary>A chart's values as the browser holds them, once every cell is drawn.</summary>
-    private static async Task<double[][]> Drawn(IPage page, string chartId)
-    {
-        var z = await page.WaitForFunctionAsync(
-            $"() => {{ const z = document.getElementById('{chartId}')?.data?.[0]?.z; return z && z.flat().every(v => v !== null) ? z : null; }}",
-            null, new() { Timeout = 60_000 });
-        return await z.JsonValueAsync<double[][]>();
-    }
-
     [Fact]
     public async Task TwoSettingsSideBySide_NoiseAgainstTokenReplacementWithLogitDifference()
     {
@@ -39,8 +30,8 @@ public class TracePageTests(WebAppFixture fixture) : BrowserTest(fixture)
         Assert.Contains("replaced by", await right.Locator("[data-testid=trace-answer]").InnerTextAsync());
         Assert.Contains("logit difference", await right.Locator("[data-testid=trace-answer]").InnerTextAsync());
         // Both traces drawn in full, in charts of their own.
-        var left = await Drawn(page, "heatmap-Hidden");
-        var replaced = await Drawn(page, "compare-heatmap-Hidden");
+        var left = await WebAppFixture.DrawnValues(page, "heatmap-Hidden");
+        var replaced = await WebAppFixture.DrawnValues(page, "compare-heatmap-Hidden");
         Assert.Equal(left.Length, replaced.Length);
         Assert.NotEqual(left[^1][0], replaced[^1][0]);
         Assert.Contains("compare=str,logit-diff,denoise,patch", Uri.UnescapeDataString(page.Url));   // the link traces both again

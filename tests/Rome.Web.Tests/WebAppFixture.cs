@@ -83,6 +83,15 @@ public sealed class WebAppFixture : IAsyncLifetime
     }
 
     /// <summary>Waits until the page runs on its circuit: before that, typing goes into the prerendered page and is lost.</summary>
+    /// <summary>A chart's values as the browser holds them, once every cell is drawn (a streamed chart's last values).</summary>
+    public static async Task<double[][]> DrawnValues(IPage page, string chartId)
+    {
+        var z = await page.WaitForFunctionAsync(
+            $"() => {{ const z = document.getElementById('{chartId}')?.data?.[0]?.z; return z && z.flat().every(v => v !== null) ? z : null; }}",
+            null, new() { Timeout = 60_000 });
+        return await z.JsonValueAsync<double[][]>();
+    }
+
     public static Task Interactive(IPage page) =>
         page.Locator("[data-testid=interactive][data-state=yes]").WaitForAsync(new() { State = WaitForSelectorState.Attached, Timeout = 60_000 });
 

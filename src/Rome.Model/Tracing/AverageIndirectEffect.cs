@@ -157,15 +157,13 @@ public static class AverageIndirectEffect
     {
         var traced = new List<TraceResult>();
         var skipped = 0;
-        var (trace, attribution) = (new CausalTrace(lm), new AttributionPatching(lm));
         for (int i = 0; i < facts.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
             var request = template with { Prompt = facts[i].Prompt, Subject = facts[i].Subject, Seed = i };
             try
             {
-                var events = request.Options.Method == TraceMethod.Attribution ? attribution.Run(request, noise, cancel) : trace.Run(request, noise, cancel);
-                traced.Add(TraceResult.Collect(events));
+                traced.Add(TraceResult.Collect(TraceWorkflow.Events(lm, request, noise, cancel)));
             }
             catch (RomeException) when (request.Options.Corruption == TraceCorruption.Str) { skipped++; }
             progress?.Report((i + 1, facts.Count));

@@ -10,6 +10,10 @@ namespace Rome.Model.Tracing;
 /// </summary>
 public static class TraceWorkflow
 {
+    /// <summary>The grids' events as the request's method makes them: patched (<see cref="CausalTrace"/>) or estimated (<see cref="AttributionPatching"/>).</summary>
+    public static IEnumerable<TraceEvent> Events(LanguageModel lm, TraceRequest request, double noise, CancellationToken cancel = default) =>
+        request.Options.Method == TraceMethod.Attribution ? new AttributionPatching(lm).Run(request, noise, cancel) : new CausalTrace(lm).Run(request, noise, cancel);
+
     public static TraceOutcome Run(LanguageModel lm, TraceRequest request, double noise, bool sever, TraceCollector? grids = null,
                                    IProgress<TraceEvent>? progress = null, CancellationToken cancel = default)
     {
@@ -17,8 +21,7 @@ public static class TraceWorkflow
         if (request.Kinds.Count == 0) throw new RomeException("Choose at least one kind of state to restore.");
         grids ??= new TraceCollector();
         var trace = new CausalTrace(lm);
-        var events = request.Options.Method == TraceMethod.Attribution ? new AttributionPatching(lm).Run(request, noise, cancel) : trace.Run(request, noise, cancel);
-        foreach (var e in events)
+        foreach (var e in Events(lm, request, noise, cancel))
         {
             grids.Add(e);
             progress?.Report(e);
