@@ -20,8 +20,33 @@ window.rome = {
     warnOnLeave: function (on) {
         window.onbeforeunload = on ? function (e) { e.preventDefault(); e.returnValue = ""; return ""; } : null;
     },
+    // plotly.js (the copy Plotly.Blazor ships), loaded once per page by the first chart drawn; a failed load is tried
+    // again by the next draw.
+    plotly: function () {
+        if (window.Plotly) return Promise.resolve();
+        if (!rome.plotlyLoading) rome.plotlyLoading = new Promise((resolve, reject) => {
+            const script = document.createElement("script");
+            script.src = "_content/Plotly.Blazor/plotly-3.7.0.min.js";
+            script.onload = resolve;
+            script.onerror = () => { script.remove(); rome.plotlyLoading = null; reject(new Error("plotly.js did not load")); };
+            document.head.appendChild(script);
+        });
+        return rome.plotlyLoading;
+    },
+    // Starts loading plotly.js, for a page whose charts are still to come (a follower's, before the teacher's trace).
+    preloadPlotly: function () {
+        rome.plotly().catch(() => { });
+    },
+    // Draws a whole figure in the chart element (Plotly.react: made, or redrawn in place). False when the element is gone.
+    react: async function (id, data, layout, config) {
+        await rome.plotly();
+        const chart = document.getElementById(id);
+        if (!chart) return false;
+        await Plotly.react(chart, data, layout, config);
+        return true;
+    },
     // Replaces the values of a drawn chart's traces in place (Plotly.restyle): a streaming trace or v* curve sends only
-    // its numbers, not the whole figure again. False when the chart is not drawn yet.
+    // its numbers, not the whole figure again. False when the chart is not drawn.
     restyle: function (id, update, traces) {
         const chart = document.getElementById(id);
         if (!window.Plotly || !chart || !chart.data) return false;

@@ -41,9 +41,7 @@ builder.Services.AddRateLimiter(o =>
 });
 builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, SessionCircuitHandler>();
 
-// A browser has 3 minutes (not 1) to answer a call: 30 browsers of a class on one small machine take longer than a
-// minute to load the charts' script, and a chart whose first call timed out would stay blank.
-builder.Services.AddRazorComponents().AddInteractiveServerComponents(o => o.JSInteropDefaultCallTimeout = TimeSpan.FromMinutes(3));
+builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddHealthChecks(); // /healthz: what a proxy or an orchestrator probes
 builder.Services.AddMudServices();
 

@@ -28,17 +28,6 @@ public sealed class RedrawThrottle(Func<Task> rerender)
         return false;
     }
 
-    /// <summary>
-    /// Schedules one more re-render, after <paramref name="wait"/> (default <see cref="Interval"/>): for a draw the
-    /// browser did not take (a busy laptop, or 30 tabs on one machine), which is not lost but drawn again.
-    /// </summary>
-    public void Again(TimeSpan? wait = null)
-    {
-        if (_pending) return;
-        _pending = true;
-        _ = Later(wait ?? Interval);
-    }
-
     private async Task Later(TimeSpan wait)
     {
         await Task.Delay(wait);
