@@ -41,7 +41,9 @@ builder.Services.AddRateLimiter(o =>
 });
 builder.Services.AddScoped<Microsoft.AspNetCore.Components.Server.Circuits.CircuitHandler, SessionCircuitHandler>();
 
-builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+// Blazor stops rendering to a browser that has not acknowledged this many render batches (10 by default). A class
+// room's follower on a busy laptop would get the teacher's finished trace seconds late; the batches are small diffs.
+builder.Services.AddRazorComponents().AddInteractiveServerComponents(o => o.MaxBufferedUnacknowledgedRenderBatches = 40);
 builder.Services.AddHealthChecks(); // /healthz: what a proxy or an orchestrator probes
 builder.Services.AddMudServices();
 
