@@ -80,6 +80,26 @@ public class TracePageTests(WebAppFixture fixture) : BrowserTest(fixture)
         Assert.Contains("subject=Nintendo", page.Url);
     }
 
+    /// <summary>
+    /// A chart whose plotly.js did not load (the first two requests for it fail, as on a flaky classroom network) is
+    /// drawn when a later draw loads it: no chart waits on a lost call or stays blank.
+    /// </summary>
+    [Fact]
+    public async Task ChartsAreDrawnEvenWhenPlotlyFailsToLoadAtFirst()
+    {
+        var page = await (await app.NewContextAsync()).NewPageAsync();
+        var refused = 0;
+        await page.RouteAsync("**/plotly-3.7.0.min.js", async route =>
+        {
+            if (Interlocked.Increment(ref refused) <= 2) await route.AbortAsync();
+            else await route.ContinueAsync();
+        });
+        await page.GotoAsync(app.BaseUrl + "/trace?prompt=The%20headquarter%20of%20Nintendo%20is%20in&subject=Nintendo&run=1");
+        var drawn = await WebAppFixture.DrawnValues(page, "heatmap-Hidden");
+        Assert.Equal(7, drawn.Length);   // every token's row, every cell drawn
+        Assert.True(refused > 2, $"plotly.js was requested {refused} times");
+    }
+
     /// <summary>"Sever MLP / attention" adds this fact's Figure 4: its severed curves and the share each severing removes.</summary>
     [Fact]
     public async Task SeveringShowsThisFactsFigure4()
