@@ -22,6 +22,7 @@ window.rome = {
     },
     // plotly.js (the copy Plotly.Blazor ships), loaded once per page by the first chart drawn; a failed load is tried
     // again by the next draw.
+    plotlyLoading: null,
     plotly: function () {
         if (window.Plotly) return Promise.resolve();
         if (!rome.plotlyLoading) rome.plotlyLoading = new Promise((resolve, reject) => {
