@@ -40,11 +40,11 @@ public sealed class EditService(UserSession user, SessionJobs jobs, CovarianceCa
             var editor = new RomeEditor(lm, hp);
             var covariance = covariances.ForEditor(lm, hp, progress: p is null ? null
                 : new SyncProgress<double>(f => p.Report(new EditStage($"Estimating the key statistics C for layer {hp.Layer} (once): {f:P0}"))), cancel: c);
-            return EditWorkflow.Run(session, editor, request, prompts, covariance, p, c);
+            // The history shows the edit, and its verdict, as the page shows the verdict (not once the job has ended).
+            try { return EditWorkflow.Run(session, editor, request, prompts, covariance, p, c); }
+            finally { stack.NotifyChanged(); }
         }, cancel);
-        var outcome = classroom?.ShareEdit(request) is { } shared ? await shared.Run(progress, Edit) : await Edit(progress);
-        stack.NotifyChanged();
-        return outcome;
+        return classroom?.ShareEdit(request) is { } shared ? await shared.Run(progress, Edit) : await Edit(progress);
     }
 
     /// <summary>
