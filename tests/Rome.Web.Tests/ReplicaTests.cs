@@ -62,21 +62,9 @@ public sealed class ReplicaTests(WebAppFixture fixture) : BrowserTest(fixture)
             tabs.Add((page, seen));
         }
 
-        // Edit and undo in every tab, through the proxy, and in the first trace the edited model on another page.
-        foreach (var (page, i) in tabs.Select((t, i) => (t.Page, i)))
-        {
-            await page.Locator("[data-testid=edit-apply]").ClickAsync();
-            await page.Locator("[data-testid=edit-after][data-state=done]").WaitForAsync(new() { Timeout = 120_000 });
-            if (i == 0)
-            {
-                await page.Locator("[data-testid=edit-trace]").ClickAsync();
-                await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 120_000 });
-                Assert.Contains("Germany", await page.Locator("[data-testid=trace-answer]").InnerTextAsync());
-                await page.GoBackAsync();
-            }
-            await page.Locator("[data-testid=edit-undo]").ClickAsync();
-            await page.Locator("[data-testid=edit-history]", new() { HasText = "Redo brings back" }).WaitForAsync();
-        }
+        // Edit and undo in every tab at once (one on each replica), through the proxy, and in the first trace the
+        // edited model on another page.
+        await Task.WhenAll(tabs.Select((t, i) => EditTraceAndUndo(t.Page, trace: i == 0)));
         // Each tab was served by one replica all along; the tabs used both.
         Assert.All(tabs, t => Assert.Single(t.Replicas));
         var onA = tabs.Where(t => t.Replicas.Single() == "a").Select(t => t.Page).ToList();
@@ -102,6 +90,21 @@ public sealed class ReplicaTests(WebAppFixture fixture) : BrowserTest(fixture)
         await WebAppFixture.Interactive(moved);
         Assert.False(await moved.Locator("#components-reconnect-modal").EvaluateAsync<bool>("m => m.open"));
         Assert.Equal(["b"], movedSeen);
+    }
+
+    private static async Task EditTraceAndUndo(IPage page, bool trace)
+    {
+        await page.Locator("[data-testid=edit-apply]").ClickAsync();
+        await page.Locator("[data-testid=edit-after][data-state=done]").WaitForAsync(new() { Timeout = 120_000 });
+        if (trace)
+        {
+            await page.Locator("[data-testid=edit-trace]").ClickAsync();
+            await page.Locator("[data-testid=trace-answer][data-state=done]").WaitForAsync(new() { Timeout = 120_000 });
+            Assert.Contains("Germany", await page.Locator("[data-testid=trace-answer]").InnerTextAsync());
+            await page.GoBackAsync();
+        }
+        await page.Locator("[data-testid=edit-undo]").ClickAsync();
+        await page.Locator("[data-testid=edit-history]", new() { HasText = "Redo brings back" }).WaitForAsync();
     }
 
     /// <summary>A new browser through the proxy at <paramref name="path"/>, with the replicas that served it, by request.</summary>
