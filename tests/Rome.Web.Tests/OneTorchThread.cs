@@ -3,9 +3,10 @@ using System.Runtime.CompilerServices;
 namespace Rome.Web.Tests;
 
 /// <summary>
-/// The browser tests' process (the app, whose model is small) takes one libtorch thread and leaves the other core of
-/// this 2-core machine to Chromium, which draws what the app sends: the browser tests took 3 min 48 s so, 4 min 24 s
-/// with two threads.
+/// `dotnet test Rome.sln` runs the two test assemblies at once on this 2-core machine, and two libtorch processes that
+/// each spin a thread per core slow each other badly. The browser tests' process (the app, whose model is small) takes
+/// one thread and leaves the other core to the library's tests: a fresh clone's suite took 4 min 22 s so, 4 min 56 s
+/// with both on libtorch's default.
 /// </summary>
 internal static class OneTorchThread
 {
