@@ -145,11 +145,12 @@ public class TracePageTests(WebAppFixture fixture) : BrowserTest(fixture)
         Assert.True(await Size(".mud-typography-h4") > await Size(".mud-typography-body1"), "headings stay larger than text");
     }
 
-    /// <summary>A user's own cancel is news, not an error: the page says so calmly, and the grids it left are labelled partial.</summary>
+    /// <summary>A user's own cancel is news, not an error: the page says so calmly, and the grids it left are labelled partial.
+    /// The trace is long (about 20 s alone: the tokens after the subject are the ones traced), so the Cancel lands before it ends.</summary>
     [Fact]
     public async Task ACancelIsShownAsCancelled_WithItsPartialGridsLabelled()
     {
-        var page = await app.OpenAsync("/trace?prompt=In the view of many historians the headquarter of Nintendo is in&subject=Nintendo");
+        var page = await app.OpenAsync("/trace?prompt=The headquarter of Nintendo, the company that made the Game Boy, the Wii and many other famous consoles and games over the years, is in&subject=Nintendo");
         await page.Locator("[data-testid=trace-samples]").FillAsync("50");
         await page.Locator("[data-testid=trace-run]").ClickAsync();
         await page.WaitForFunctionAsync("() => Number(document.querySelector('[data-testid=trace-heatmap-hidden]')?.dataset.cells ?? 0) > 0", null, new() { Timeout = 60_000 });
